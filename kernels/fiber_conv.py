@@ -1,0 +1,115 @@
+"""Separable convolution on position-orientation space R^D x S^(D-1)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kernels.fiber_message import fiber_message
+from kernels.scatter import check_edge_index, in_degree
+
+__all__ = ["FiberConv"]
+
+Pair = Tensor | tuple[Tensor, Tensor]
+
+
+class FiberConv(nn.Module):
+    r"""Separable group convolution on R^D x S^(D-1), in the style of PONITA.
+
+    From "Fast, Expressive SE(n) Equivariant Networks through Weight-Sharing in Position-Orientation
+    Space" (Bekkers et al., ICLR 2024). Node features live on a grid of O directions, ``f [N, O, C]``.
+    With a spatial basis ``b_s[e, o]`` computed from the invariants of edge ``e = (j -> i)`` at the
+    destination's direction ``o`` and a fiber basis ``b_f[p, o]`` from ``<n_p, n_o>`` (see
+    :mod:`kernels.fiber_geometry` and :class:`~kernels.PolynomialBasis`):
+
+    .. math::
+        g_{i,o} = \mathrm{aggr}_{j \in N(i)}\; (W_s b_s[(j,i), o]) \odot f_{j,o}
+
+        f'_{i,p} = W \Big(\frac{1}{O} \sum_o (W_f b_f[p, o]) \odot g_{i,o}\Big) + b
+
+    The first step is a spatial message per direction, the second a depthwise (per-channel) convolution
+    over directions, the third a channel mix. Because the kernels depend on invariants only, the layer is
+    equivariant in the sense stated in :mod:`kernels.fiber_geometry`. It returns the convolution alone,
+    without residual or normalisation: :class:`~kernels.FiberBlock` adds those, and
+    :class:`~kernels.HeteroConv` sums several of these layers (one per edge type) first.
+
+    The first step runs fused and chunked over edges (:func:`kernels.fiber_message.fiber_message`), so no
+    ``[E, O, C]`` tensor is kept for the backward pass.
+
+    Args:
+        in_channels: channels C of the input features.
+        out_channels: channels of the output.
+        basis_dim: size B of the spatial and fiber bases.
+        aggr: ``"sum"`` or ``"mean"`` over incoming edges.
+        bias: learn the bias ``b``.
+
+    Shapes:
+        - f: ``[N, O, C]`` or a ``(source [N_s, O, C], destination [N_d, O, *])`` pair for bipartite graphs
+          (only the destination's length is used)
+        - edge_index: ``[2, E]``, row 0 source, row 1 destination
+        - spatial_basis: ``[E, O, B]``
+        - fiber_basis: ``[O, O, B]``, indexed ``[p (output direction), o (input direction)]``
+        - output: ``[N_d, O, out_channels]``
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        basis_dim: int,
+        aggr: Literal["sum", "mean"] = "sum",
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if aggr not in ("sum", "mean"):
+            raise ValueError(f"FiberConv: aggr must be 'sum' or 'mean', got {aggr!r}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.basis_dim = basis_dim
+        self.aggr = aggr
+        self.spatial_kernel = nn.Linear(basis_dim, in_channels, bias=False)
+        self.fiber_kernel = nn.Linear(basis_dim, in_channels, bias=False)
+        self.linear = nn.Linear(in_channels, out_channels, bias=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.spatial_kernel.reset_parameters()
+        self.fiber_kernel.reset_parameters()
+        self.linear.reset_parameters()
+
+    def _check(
+        self, f_src: Tensor, f_dst: Tensor, edge_index: Tensor, spatial_basis: Tensor, fiber_basis: Tensor
+    ) -> None:
+        name = type(self).__name__
+        if f_src.dim() != 3 or f_src.size(-1) != self.in_channels:
+            raise ValueError(f"{name}: f must have shape [N, O, {self.in_channels}], got {list(f_src.shape)}")
+        if f_dst.dim() != 3 or f_dst.size(1) != f_src.size(1):
+            raise ValueError(f"{name}: destination f must have shape [N, {f_src.size(1)}, *], got {list(f_dst.shape)}")
+        check_edge_index(edge_index, f_src.size(0), f_dst.size(0))
+        E, O, B = edge_index.size(1), f_src.size(1), self.basis_dim
+        if spatial_basis.shape != (E, O, B):
+            raise ValueError(
+                f"{name}: spatial_basis must have shape [E={E}, O={O}, B={B}], got {list(spatial_basis.shape)}"
+            )
+        if fiber_basis.shape != (O, O, B):
+            raise ValueError(
+                f"{name}: fiber_basis must have shape [O={O}, O={O}, B={B}], got {list(fiber_basis.shape)}"
+            )
+
+    def forward(self, f: Pair, edge_index: Tensor, spatial_basis: Tensor, fiber_basis: Tensor) -> Tensor:
+        f_src, f_dst = (f[0], f[1]) if isinstance(f, tuple) else (f, f)
+        self._check(f_src, f_dst, edge_index, spatial_basis, fiber_basis)
+        dst = edge_index[1]
+        n_dst, O = f_dst.size(0), f_src.size(1)
+
+        g = fiber_message(spatial_basis, self.spatial_kernel.weight, f_src, edge_index, n_dst)  # [N, O, C]
+        if self.aggr == "mean":
+            g = g / in_degree(dst, n_dst, g.dtype).clamp_(min=1).view(-1, 1, 1)
+        kernel = self.fiber_kernel(fiber_basis)  # [O(p), O(o), C]
+        g = (g.permute(2, 0, 1) @ kernel.permute(2, 1, 0)).permute(1, 2, 0) / O  # [N, O(p), C]
+        return F.linear(g, self.linear.weight, self.linear.bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, basis_dim={self.basis_dim}, aggr={self.aggr!r}"

@@ -1,0 +1,45 @@
+"""The project layout: packages import with their documentation, and the entry point runs."""
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["envs", "policies", "motion", "kernels", "benchmarks"])
+def test_packages_import_and_say_what_they_are(name):
+    module = importlib.import_module(name)
+    assert module.__doc__ and len(module.__doc__.split()) > 20
+
+
+def test_envs_and_motion_never_import_each_other():
+    for package, forbidden in (("envs", "motion"), ("motion", "envs")):
+        for path in (ROOT / package).rglob("*.py"):
+            text = path.read_text()
+            assert f"import {forbidden}" not in text and f"from {forbidden}" not in text, path
+
+
+def test_kernels_import_no_other_project_package():
+    for path in (ROOT / "kernels").rglob("*.py"):
+        text = path.read_text()
+        for other in ("envs", "policies", "motion"):
+            assert f"import {other}" not in text and f"from {other}" not in text, path
+
+
+def test_train_entry_point_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "train.py")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "train.py" in result.stdout
+
+
+def test_kernel_benchmark_quick_run_prints_its_table():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.kernels", "--quick"], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "|" in line and "200/2000" in line]
+    assert {r.split("|")[1].strip().split()[0] for r in rows} == {"gather+scatter_sum", "EGNNConv", "FiberBlock"}
