@@ -1,8 +1,49 @@
 """Gymnasium environments on MuJoCo for the geometric manipulation benchmark.
 
-This package will hold a thin MuJoCo base environment and one task per module: rigid sliding, pushing,
-insertion with one and two grippers, rope closing and shaping, and cloth hanging. Each environment exposes
-its scene as a heterogeneous graph (object, rope or cloth nodes, gripper nodes, typed edges) inside a
-``gymnasium.spaces.Dict`` observation and reports a success measure. No environment is registered yet:
-the rigid and deformable task issues build them. ``envs`` never imports ``motion``.
+A thin MuJoCo base (:mod:`envs.base`) and one task per module. Rigid tasks (registered on import):
+
+- ``RigidSliding-v0``: a gripper fixed to an extruded object slides it to a goal pose.
+- ``RigidPushing-v0``: a free gripper pushes an object to a goal position.
+- ``RigidInsertion-v0``: a gripper holding a peg inserts it into the matching hole.
+- ``RigidInsertionTwoAgents-v0``: two grippers holding a peg insert it into a tilted hole.
+
+Each takes ``shape=`` (a name, ``"train"``, ``"unseen"`` or a list; see :mod:`envs.shapes`). Observations
+are ``Dict`` spaces of world-frame node vectors whose graph layout is ``env.unwrapped.graph_spec``;
+``info["is_success"]`` and one ``info["reward_<term>"]`` per reward term come with every step.
+:class:`gymnasium.wrappers.FlattenObservation` gives a flat vector for MLP baselines. The deformable tasks
+(rope closing and shaping, cloth hanging) are not built yet. ``envs`` never imports ``motion``.
 """
+
+import os
+
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    # Headless machines render offscreen through EGL; MuJoCo reads this when its GL module loads.
+    os.environ["MUJOCO_GL"] = "egl"
+
+from gymnasium.envs.registration import register
+
+from envs.base import GraphSpec, MujocoGraphEnv
+from envs.rigid_insertion import RigidInsertionEnv
+from envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
+from envs.rigid_pushing import RigidPushingEnv
+from envs.rigid_sliding import RigidSlidingEnv
+
+RIGID_TASKS = {
+    "RigidSliding-v0": "envs.rigid_sliding:RigidSlidingEnv",
+    "RigidPushing-v0": "envs.rigid_pushing:RigidPushingEnv",
+    "RigidInsertion-v0": "envs.rigid_insertion:RigidInsertionEnv",
+    "RigidInsertionTwoAgents-v0": "envs.rigid_insertion_two_agents:RigidInsertionTwoAgentsEnv",
+}
+
+for _id, _entry in RIGID_TASKS.items():
+    register(id=_id, entry_point=_entry)
+
+__all__ = [
+    "GraphSpec",
+    "MujocoGraphEnv",
+    "RigidInsertionEnv",
+    "RigidInsertionTwoAgentsEnv",
+    "RigidPushingEnv",
+    "RigidSlidingEnv",
+    "RIGID_TASKS",
+]

@@ -1,3 +1,9 @@
+import os
+
+# Offscreen rendering on headless machines; MuJoCo reads this when it is first imported.
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
 import pytest
 import torch
 

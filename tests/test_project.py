@@ -43,3 +43,16 @@ def test_kernel_benchmark_quick_run_prints_its_table():
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if "|" in line and "200/2000" in line]
     assert {r.split("|")[1].strip().split()[0] for r in rows} == {"gather+scatter_sum", "EGNNConv", "FiberBlock"}
+
+
+def test_env_benchmark_quick_run_prints_its_table():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.envs", "--quick", "--procs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("Rigid")]
+    assert len(rows) == 4 and all(len(r.split("|")) == 6 for r in rows)
