@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
 from envs.base import GraphSpec, MujocoGraphEnv, full_edges, ring_edges
@@ -104,6 +105,8 @@ class RigidTaskEnv(MujocoGraphEnv):
         super()._use_variant(variant)
         names = ["object"] + [f"gripper{i}" for i in range(self.num_grippers)]
         self._body_ids = {n: self.model.body(n).id for n in names}
+        self._gripper_ids = np.array([self._body_ids[f"gripper{i}"] for i in range(self.num_grippers)])
+        self._velocities = np.zeros((1 + self.num_grippers, 6))
 
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Object frame in the world: origin at the centre of its bottom face, z along the extrusion."""
@@ -112,19 +115,21 @@ class RigidTaskEnv(MujocoGraphEnv):
 
     def gripper_positions(self) -> np.ndarray:
         """World positions of the grippers' centres, ``[G, 3]``."""
-        return self.data.xpos[[self._body_ids[f"gripper{i}"] for i in range(self.num_grippers)]]
+        return self.data.xpos[self._gripper_ids]
 
     def keypoints(self, pos: np.ndarray, rot: np.ndarray) -> np.ndarray:
         """The object's keypoints ``[K, 3]`` for an object frame at ``pos``, ``rot``."""
         return self._local_keypoints @ rot.T + pos
 
     def _task_update(self) -> None:
+        m, d, vel = self.model, self.data, self._velocities
         self._pos, self._rot = self.object_pose()
-        self._lin, self._ang = self.body_velocity("object")
-        grip = [self.body_velocity(f"gripper{i}") for i in range(self.num_grippers)]
+        # Rows: [angular, linear] world-frame velocity of the object, then of each gripper.
+        for row, body in enumerate((self._body_ids["object"], *self._gripper_ids)):
+            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, body, vel[row], 0)
+        self._ang, self._lin = vel[0, :3].copy(), vel[0, 3:].copy()
+        self._grip_ang, self._grip_lin = vel[1:, :3].copy(), vel[1:, 3:].copy()
         self._grip_pos = self.gripper_positions()
-        self._grip_lin = np.array([g[0] for g in grip])
-        self._grip_ang = np.array([g[1] for g in grip])
         self._errors = self._compute_errors()
 
     def _task_observation(self) -> dict[str, np.ndarray]:
