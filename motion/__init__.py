@@ -1,7 +1,12 @@
 """Equivariant trajectory models: EqMotion, GeoTDM and ArtEq.
 
-This package will hold multi-agent trajectory prediction (EqMotion), geometric trajectory diffusion
-(GeoTDM), SMPL body fitting from point clouds (ArtEq, through ``smplx``) and their datasets. The networks are
-built from the shared layers of ``kernels``. ``motion`` never imports ``envs``; rope rollouts reach it as
-files on disk. Nothing is implemented here yet: the motion issues build it.
+Implemented: :class:`EqMotion` (multi-agent trajectory prediction, :mod:`motion.eqmotion`), its data
+(:mod:`motion.data`: N-body simulators, the ETH/UCY loader, torch datasets), metrics and the training loop
+behind ``python train.py motion`` (:mod:`motion.training`). Still to come: GeoTDM (trajectory diffusion),
+ArtEq (SMPL body fitting through ``smplx``) and datasets of rope rollouts. The networks are built from the
+shared layers of ``kernels``. ``motion`` never imports ``envs``; rope rollouts will reach it as files.
 """
+
+from motion.eqmotion import EqMotion
+
+__all__ = ["EqMotion"]

@@ -1,0 +1,300 @@
+"""Training and evaluation of trajectory models, read top to bottom; run through ``train.py motion``.
+
+One process or several under ``torchrun`` (DistributedDataParallel: gloo on CPU, nccl on GPU; the global
+batch is split evenly over processes). Progress bar, TensorBoard scalars (``losses/``, ``val/``,
+``test/``), atomic checkpoints (``last.pt`` every epoch, ``best.pt`` on the best validation ADE; never
+chosen on test data), resume from ``last.pt``, and at the end a ``summary.json`` of test metrics and a PNG
+of predicted against true trajectories.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
+from motion.data.eth_ucy import SCENES, load_split
+from motion.data.nbody import SYSTEMS, default_config, write_dataset
+from motion.eqmotion import EqMotion
+from motion.metrics import METRICS, best_of_k_loss, displacement_sums
+
+__all__ = ["MotionConfig", "run"]
+
+
+@dataclass
+class MotionConfig:
+    """Settings of a motion training run (each field is a ``train.py motion`` option)."""
+
+    model: Literal["eqmotion"] = "eqmotion"
+    """Model to train."""
+    data: str = "charged"
+    """Dataset: an N-body system (charged, springs, gravity) or eth_ucy."""
+    scene: str = "eth"
+    """ETH/UCY held-out test scene (eth, hotel, univ, zara1, zara2)."""
+    data_root: str | None = None
+    """Dataset folder: for N-body, where the splits are (written there first if missing; default data/<system>);
+    for ETH/UCY, a folder in the ../shared/data/eth_ucy layout (default: that folder)."""
+    train_size: int = 3000
+    """N-body training systems, when the data is generated."""
+    eval_size: int = 2000
+    """N-body validation and test systems (each), when the data is generated."""
+    past: int = 0
+    """Observed frames (0: 10 for N-body, 8 for ETH/UCY)."""
+    future: int = 0
+    """Predicted frames (0: 20 for N-body, 12 for ETH/UCY)."""
+    modes: int = 0
+    """Predictions per agent K (0: 1 for N-body, 20 for ETH/UCY)."""
+    hidden: int = 64
+    """Invariant feature size."""
+    channels: int = 64
+    """Vector channels C."""
+    layers: int = 4
+    """Message-passing layers."""
+    edge_types: int = 0
+    """Interaction categories (0: 2 for N-body, 4 for ETH/UCY)."""
+    epochs: int = 30
+    """Training epochs."""
+    batch_size: int = 100
+    """Global batch size (split over processes)."""
+    lr: float = 5e-4
+    """Adam learning rate."""
+    shuffle: bool = True
+    """Shuffle training samples each epoch."""
+    seed: int = 0
+    """Random seed."""
+    device: str = "auto"
+    """cpu, cuda, or auto (cuda when available)."""
+    out: str = "runs/motion"
+    """Output folder: checkpoints, TensorBoard logs, summary.json, plot."""
+    resume: bool = False
+    """Continue from out/last.pt."""
+    progress: bool = True
+    """Show progress bars."""
+    max_minutes: float = 0.0
+    """Stop training after the epoch that passes this wall-clock budget (0: no budget)."""
+
+    def resolved(self) -> MotionConfig:
+        """A copy with the dataset-dependent defaults (0 fields) filled in; checks the choices."""
+        if self.model != "eqmotion":
+            raise ValueError(f"unknown motion model {self.model!r}; available: eqmotion")
+        pedestrians = self.data == "eth_ucy"
+        if not pedestrians and self.data not in SYSTEMS:
+            raise ValueError(f"unknown motion dataset {self.data!r}; available: {', '.join(SYSTEMS)}, eth_ucy")
+        if pedestrians and self.scene not in SCENES:
+            raise ValueError(f"unknown ETH/UCY scene {self.scene!r}; available: {', '.join(SCENES)}")
+        cfg = MotionConfig(**asdict(self))
+        cfg.past = cfg.past or (8 if pedestrians else 10)
+        cfg.future = cfg.future or (12 if pedestrians else 20)
+        cfg.modes = cfg.modes or (20 if pedestrians else 1)
+        cfg.edge_types = cfg.edge_types or (4 if pedestrians else 2)
+        return cfg
+
+
+def load_datasets(cfg: MotionConfig) -> dict[str, Dataset]:
+    if cfg.data == "eth_ucy":
+        return {
+            split: PedestrianWindows(load_split(cfg.scene, split, cfg.data_root, cfg.past, cfg.future), cfg.past)
+            for split in ("train", "val", "test")
+        }
+    root = Path(cfg.data_root or Path("data") / cfg.data)
+    if not all((root / f"{s}.npz").is_file() for s in ("train", "val", "test")):
+        print(f"simulating the {cfg.data} dataset into {root} (once)")
+        sizes = {"train": cfg.train_size, "val": cfg.eval_size, "test": cfg.eval_size}
+        write_dataset(default_config(cfg.data), root, sizes, progress=cfg.progress)
+    return {s: NBodyWindows(root / f"{s}.npz", cfg.past, cfg.future) for s in ("train", "val", "test")}
+
+
+def build_model(cfg: MotionConfig) -> EqMotion:
+    return EqMotion(cfg.past, cfg.future, cfg.hidden, cfg.channels, cfg.layers, cfg.edge_types, cfg.modes)
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """Write a checkpoint so that a crash never leaves a half-written file at ``path``."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+    model.eval()
+    sums = dict.fromkeys([*METRICS, "count"], 0.0)
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        pred = model(batch["past"], batch["mask"])
+        for k, v in displacement_sums(pred, batch["future"], batch["eval_mask"]).items():
+            sums[k] += v
+    count = max(sums.pop("count"), 1.0)
+    return {k: v / count for k, v in sums.items()}
+
+
+def plot_predictions(model: torch.nn.Module, dataset: Dataset, device: torch.device, path: Path) -> None:
+    """Past (grey), true future (green) and predicted future (orange; all modes) of a few test samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    model.eval()
+    for ax, i in zip(axes, np.linspace(0, len(dataset) - 1, 3).astype(int), strict=True):
+        item = pad_collate([dataset[int(i)]])
+        with torch.no_grad():
+            pred = model(item["past"].to(device), item["mask"].to(device)).cpu()[0]
+        for a in range(item["past"].shape[1]):
+            past, fut = item["past"][0, a], item["future"][0, a]
+            ax.plot(past[:, 0], past[:, 1], color="0.5")
+            ax.plot(fut[:, 0], fut[:, 1], color="tab:green")
+            for k in range(pred.shape[1]):
+                ax.plot(pred[a, k, :, 0], pred[a, k, :, 1], color="tab:orange", alpha=0.6, lw=0.8)
+        ax.set_title(f"test sample {int(i)}")
+        ax.set_aspect("equal")
+    fig.suptitle("past (grey), true future (green), predicted (orange); x-y plane")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(cfg: MotionConfig) -> dict[str, float]:
+    """Train, select on validation, test; returns the test metrics (on rank 0; empty dict elsewhere)."""
+    cfg = cfg.resolved()
+    # --- processes and devices ----------------------------------------------------------------
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but CUDA is not available")
+    if world > 1:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if use_cuda else "cpu")
+    if cfg.batch_size % world:
+        raise ValueError(f"batch size {cfg.batch_size} does not split over {world} processes")
+    main_process = rank == 0
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    # --- data ------------------------------------------------------------------------------------
+    if main_process:
+        datasets = load_datasets(cfg)
+    if world > 1:
+        dist.barrier()  # rank 0 may have simulated the data
+    if not main_process:
+        datasets = load_datasets(cfg)
+    sampler = DistributedSampler(datasets["train"], world, rank, shuffle=cfg.shuffle, seed=cfg.seed, drop_last=True)
+    train_loader = DataLoader(
+        datasets["train"], cfg.batch_size // world, sampler=sampler, collate_fn=pad_collate, drop_last=True
+    )
+    if len(train_loader) == 0:
+        raise ValueError(f"the training set ({len(datasets['train'])} samples) is smaller than one batch")
+    val_loader = DataLoader(datasets["val"], 256, collate_fn=pad_collate)
+    test_loader = DataLoader(datasets["test"], 256, collate_fn=pad_collate)
+
+    # --- model, optimiser, resume ------------------------------------------------------------------
+    model = build_model(cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start_epoch, best_val, step, history = 0, math.inf, 0, []
+    if cfg.resume:
+        last = out / "last.pt"
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        if ckpt["config"]["data"] != cfg.data or ckpt["config"]["model"] != cfg.model:
+            raise ValueError(f"--resume: {last} is a {ckpt['config']['model']} run on {ckpt['config']['data']}")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch, best_val, step, history = ckpt["epoch"] + 1, ckpt["best_val"], ckpt["step"], ckpt["history"]
+    train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    writer = SummaryWriter(out / "tb", purge_step=step) if main_process else None
+
+    # --- training loop ---------------------------------------------------------------------------------
+    started, samples, batch_seconds = time.perf_counter(), 0, 0.0
+    for epoch in range(start_epoch, cfg.epochs):
+        if cfg.max_minutes and time.perf_counter() - started > 60 * cfg.max_minutes:
+            break
+        sampler.set_epoch(epoch)
+        train_model.train()
+        bar = tqdm(
+            train_loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not (cfg.progress and main_process),
+            leave=False,
+        )
+        for batch in bar:
+            t0 = time.perf_counter()
+            batch = {k: v.to(device) for k, v in batch.items()}
+            pred = train_model(batch["past"], batch["mask"])
+            loss = best_of_k_loss(pred, batch["future"], batch["mask"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            samples += cfg.batch_size
+            batch_seconds += time.perf_counter() - t0
+            if main_process:
+                writer.add_scalar("losses/train", loss.item(), step)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        if main_process:
+            val = evaluate(model, val_loader, device)
+            key = "ade" if cfg.modes == 1 else "min_ade"
+            for k, v in val.items():
+                writer.add_scalar(f"val/{k}", v, step)
+            history.append(val[key])
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "best_val": best_val,
+                "history": history,
+                "config": asdict(cfg),
+            }
+            if val[key] < best_val:
+                best_val = state["best_val"] = val[key]
+                save_atomic(state, out / "best.pt")
+            save_atomic(state, out / "last.pt")
+            if cfg.progress:
+                print(
+                    f"epoch {epoch + 1}: train loss {loss.item():.4f}, val {key} {val[key]:.4f} (best {best_val:.4f})"
+                )
+
+    # --- test with the validation-selected checkpoint ----------------------------------------------
+    train_seconds = time.perf_counter() - started
+    result: dict[str, float] = {}
+    if main_process:
+        best = torch.load(out / "best.pt", map_location=device, weights_only=False)
+        model.load_state_dict(best["model"])
+        result = evaluate(model, test_loader, device)
+        for k, v in result.items():
+            writer.add_scalar(f"test/{k}", v, step)
+        writer.close()
+        summary = {
+            "config": asdict(cfg),
+            "best_epoch": best["epoch"] + 1,
+            "best_val": best["best_val"],
+            "val_history": history,
+            "steps": step,
+            "test": result,
+            "train_seconds": train_seconds,
+            "train_samples_per_second": samples / max(batch_seconds, 1e-9),
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        plot_predictions(model, datasets["test"], device, out / "predictions.png")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result

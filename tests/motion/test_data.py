@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
+from motion.data.eth_ucy import SCENES, load_scene_file, load_split, make_windows
+from motion.data.nbody import NBodyConfig, default_config, energy, simulate, write_dataset
+
+
+def test_charged_particles_conserve_energy_and_momentum_without_clipping():
+    cfg = NBodyConfig(max_force=None, dt=0.0005, sample_every=20, num_frames=30)
+    loc, vel, charges = simulate(cfg, 40, seed=0)
+    momentum = vel.sum(2)  # equal masses
+    np.testing.assert_allclose(momentum, momentum[:, :1].repeat(30, 1), atol=1e-10)
+    e = energy(cfg, loc, vel, charges)
+    # Close encounters of opposite charges are stiff; judge the systems that stay apart.
+    pair = np.linalg.norm(loc[:, :, :, None] - loc[:, :, None], axis=-1) + np.eye(5) * 1e9
+    apart = pair.min(axis=(1, 2, 3)) > 0.2
+    assert apart.sum() >= 10
+    drift = np.abs(e - e[:, :1]) / np.abs(e[:, :1]).clip(min=1e-3)
+    assert drift[apart].max() < 1e-4
+
+
+@pytest.mark.parametrize("system", ["springs", "gravity"])
+def test_other_systems_conserve_energy(system):
+    cfg = NBodyConfig(system=system, num_particles=5, max_force=None, dt=0.0005, sample_every=20, num_frames=20)
+    loc, vel, params = simulate(cfg, 10, seed=0)
+    e = energy(cfg, loc, vel, params)
+    assert (np.abs(e - e[:, :1]) / np.abs(e[:, :1]).clip(min=1e-3)).max() < 1e-4
+
+
+def test_clipping_limits_the_force():
+    cfg = default_config("charged")
+    loc, _, _ = simulate(cfg, 50, seed=1)
+    assert np.isfinite(loc).all() and loc.shape == (50, 49, 5, 3)
+
+
+def test_datasets_are_reproducible_and_shaped(tmp_path):
+    cfg = NBodyConfig(num_frames=31, sample_every=10)
+    paths = write_dataset(cfg, tmp_path / "a", {"train": 6, "val": 3}, progress=False)
+    again = write_dataset(cfg, tmp_path / "b", {"train": 6, "val": 3}, progress=False)
+    a, b = np.load(paths["train"]), np.load(again["train"])
+    np.testing.assert_array_equal(a["loc"], b["loc"])
+    assert a["loc"].shape == (6, 31, 5, 3) and a["charges"].shape == (6, 5)
+    assert not np.array_equal(np.load(paths["val"])["loc"][:3], a["loc"][:3])  # splits have their own seeds
+    ds = NBodyWindows(paths["train"], past=10, future=20)
+    item = ds[0]
+    assert item["past"].shape == (5, 10, 3) and item["future"].shape == (5, 20, 3) and item["mask"].all()
+    with pytest.raises(ValueError, match="fewer than past"):
+        NBodyWindows(paths["train"], past=20, future=20)
+
+
+# Samples per held-out scene's test split, with the defaults (8 + 12 frames, stride 1, radius 5 m).
+DOCUMENTED_TEST_COUNTS = {"eth": 364, "hotel": 1197, "univ": 24334, "zara1": 2356, "zara2": 5910}
+
+
+@pytest.mark.parametrize("scene", ["eth", "hotel", "zara1"])
+def test_eth_ucy_test_counts_and_metres(scene):
+    windows = load_split(scene, "test")
+    assert len(windows) == DOCUMENTED_TEST_COUNTS[scene]
+    sample = windows.trajectories[0]
+    assert sample.shape[1:] == (20, 2)
+    steps = np.linalg.norm(np.diff(np.concatenate(windows.trajectories), axis=1), axis=-1)
+    # Metres per 0.4 s frame: brisk walkers (90th percentile) cover 0.4-1.2 m (1-3 m/s), nobody runs 5 m/s.
+    assert 0.4 < np.percentile(steps, 90) < 1.2 and steps.max() < 2.0
+
+
+def test_eth_ucy_leave_one_scene_out():
+    train = load_split("eth", "train")
+    assert "biwi_eth_train" not in train.counts() and "biwi_hotel_train" in train.counts()
+    val = load_split("univ", "val")
+    assert not {"students001_val", "students003_val"} & set(val.counts())
+    assert set(SCENES) == {"eth", "hotel", "univ", "zara1", "zara2"}
+
+
+def test_eth_ucy_windows_and_padding():
+    rows = np.array(
+        [[f, a, f * 0.5 + a, a * 1.0] for f in range(25) for a in (1, 2)] + [[f, 3, 50.0, 0.0] for f in range(25)]
+    )
+    samples = make_windows(rows, radius=5.0)
+    # 6 window starts (0..5) x 3 complete agents; agent 3 is 50 m away and has no neighbours.
+    assert len(samples) == 18
+    assert sorted(s.shape[0] for s in samples[:3]) == [1, 2, 2]
+    batch = pad_collate(
+        [PedestrianWindows(type("W", (), {"trajectories": samples, "__len__": lambda s: 18})())[i] for i in range(3)]
+    )
+    assert batch["past"].shape == (3, 2, 8, 2) and batch["eval_mask"].sum() == 3
+
+
+def test_malformed_file_names_file_and_line(tmp_path):
+    bad = tmp_path / "scene.txt"
+    good = " ".join(["1.0", "2.0", "Pedestrian"] + ["-1.0"] * 10 + ["3.0", "-1.0", "4.0", "-1.0"])
+    bad.write_text(good + "\n" + good.replace("3.0", "x", 1) + "\n")
+    with pytest.raises(ValueError, match=r"scene.txt:2: non-numeric"):
+        load_scene_file(bad)
+    bad.write_text("1 2 3\n")
+    with pytest.raises(ValueError, match=r"scene.txt:1: expected at least 16 columns"):
+        load_scene_file(bad)
+    with pytest.raises(ValueError, match="unknown ETH/UCY scene"):
+        load_split("paris", "test")

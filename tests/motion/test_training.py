@@ -1,0 +1,125 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from motion.data.nbody import NBodyConfig, write_dataset
+from motion.training import MotionConfig, run
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = dict(hidden=16, channels=8, layers=2, batch_size=16, progress=False)
+
+
+@pytest.fixture(scope="module")
+def charged(tmp_path_factory):
+    root = tmp_path_factory.mktemp("charged")
+    write_dataset(
+        NBodyConfig(num_frames=30, sample_every=100), root, {"train": 128, "val": 64, "test": 64}, progress=False
+    )
+    return root
+
+
+def test_training_lowers_validation_error_and_writes_its_outputs(charged, tmp_path):
+    out = tmp_path / "run"
+    cfg = MotionConfig(data_root=str(charged), out=str(out), epochs=8, lr=3e-3, **SMALL)
+    result = run(cfg)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"]["ade"] == pytest.approx(result["ade"])
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file() and (out / "predictions.png").is_file()
+    assert any((out / "tb").iterdir())
+    # Training lowered the validation error: the selected epoch beats the first one.
+    history = summary["val_history"]
+    assert len(history) == 8 and summary["best_val"] == min(history) < history[0]
+    baseline = _constant_position_ade(charged)
+    assert result["ade"] < baseline, (result["ade"], baseline)
+
+
+def _constant_position_ade(root):
+    from motion.data.datasets import NBodyWindows
+
+    ds = NBodyWindows(root / "test.npz")
+    past, fut = ds.loc[:, :, :10], ds.loc[:, :, 10:]
+    return float((fut - past[:, :, -1:]).norm(dim=-1).mean())
+
+
+def test_resume_continues_the_step_count(charged, tmp_path):
+    out = tmp_path / "run"
+    run(MotionConfig(data_root=str(charged), out=str(out), epochs=2, **SMALL))
+    steps_two = torch.load(out / "last.pt", weights_only=False)["step"]
+    run(MotionConfig(data_root=str(charged), out=str(out), epochs=3, resume=True, **SMALL))
+    last = torch.load(out / "last.pt", weights_only=False)
+    assert last["epoch"] == 2 and last["step"] == steps_two * 3 // 2
+
+
+def test_bad_arguments(charged, tmp_path):
+    with pytest.raises(ValueError, match="unknown motion dataset"):
+        run(MotionConfig(data="planets", out=str(tmp_path)))
+    with pytest.raises(ValueError, match="unknown ETH/UCY scene"):
+        run(MotionConfig(data="eth_ucy", scene="paris", out=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        run(MotionConfig(data_root=str(charged), out=str(tmp_path / "empty"), resume=True, **SMALL))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "motion", "--data", "planets"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "unknown motion dataset" in result.stderr
+
+
+def test_two_process_ddp_matches_one_process(charged, tmp_path):
+    common = [
+        "motion",
+        "--data-root",
+        str(charged),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--no-shuffle",
+        "--hidden",
+        "16",
+        "--channels",
+        "8",
+        "--layers",
+        "2",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *common, "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            str(ROOT / "train.py"),
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = torch.load(tmp_path / "one" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "two" / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 2 * (128 // 16)
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-5)
