@@ -13,7 +13,7 @@ from envs.base import GraphSpec, MujocoGraphEnv, full_edges, ring_edges
 from envs.mjcf import OBJECT_HEIGHT
 from envs.shapes import ALL_SHAPES, NUM_KEYPOINTS, get_shape, resolve_shapes
 
-__all__ = ["RigidTaskEnv", "wrap_angle", "rotation_angle", "yaw_matrix"]
+__all__ = ["RigidTaskEnv", "matrix_to_quat", "rotation_angle", "wrap_angle", "yaw_matrix"]
 
 
 def wrap_angle(a: float) -> float:
@@ -34,6 +34,13 @@ def rotation_angle(R_a: np.ndarray, R_b: np.ndarray) -> float:
 
 OBS_BOUND = 1e3
 """Bound of every observed coordinate (m or m/s): unreachable, since unstable steps end the episode."""
+
+
+def matrix_to_quat(R: np.ndarray) -> np.ndarray:
+    """MuJoCo quaternion ``(w, x, y, z)`` of a rotation matrix."""
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(R, dtype=np.float64).ravel())
+    return q
 
 
 def _vec_box(n: int) -> gym.spaces.Box:
@@ -58,6 +65,7 @@ class RigidTaskEnv(MujocoGraphEnv):
 
     num_grippers = 1
     has_yaw = False
+    has_hole = False
     allowed_shapes: tuple[str, ...] = ALL_SHAPES
 
     def __init__(
@@ -98,8 +106,31 @@ class RigidTaskEnv(MujocoGraphEnv):
         self._use_variant(self._variant_for(options))
 
     def _variant_for(self, options: dict[str, Any]) -> Any:
-        """The scene variant (cache key of the compiled model) of this episode: by default the shape."""
-        return self.shape.name
+        """The scene variant (cache key of the compiled model): the shape, and the hole's shape for tasks with
+        a hole (``options["hole_shape"]``, default the peg's, lets a wrong peg be tried)."""
+        if not self.has_hole:
+            return self.shape.name
+        hole = options.get("hole_shape", self.shape.name)
+        get_shape(hole)  # raises a clear error for an unknown name
+        return self.shape.name, hole
+
+    def _set_goal(self, pos: np.ndarray, rot: np.ndarray) -> None:
+        """Set the goal pose and move the goal's mocap body (the ghost or the hole fixture) there."""
+        self.goal_pos, self.goal_rot = np.asarray(pos, dtype=np.float64), np.asarray(rot, dtype=np.float64)
+        self.data.mocap_pos[0] = self.goal_pos
+        self.data.mocap_quat[0] = matrix_to_quat(self.goal_rot)
+
+    def _is_success(self, errors: dict[str, float]) -> bool:
+        """Whether the current state solves the task, from the goal errors (and any state)."""
+        raise NotImplementedError
+
+    def _task_info(self) -> dict[str, Any]:
+        e = self.errors()
+        return {
+            "is_success": bool(self._is_success(e)),
+            "shape": self.shape.name,
+            **{f"error_{k}": v for k, v in e.items()},
+        }
 
     def _use_variant(self, variant: Any) -> None:
         super()._use_variant(variant)

@@ -55,6 +55,7 @@ class RigidInsertionEnv(RigidTaskEnv):
     """
 
     has_yaw = True
+    has_hole = True
     allowed_shapes = INSERTION_SHAPES + UNSEEN_SHAPES
 
     def __init__(
@@ -72,11 +73,6 @@ class RigidInsertionEnv(RigidTaskEnv):
         self.linear_scale, self.yaw_scale = linear_scale, yaw_scale
         self.distance_weight, self.final_weight, self.final_steps = distance_weight, final_weight, final_steps
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-
-    def _variant_for(self, options: dict[str, Any]) -> tuple[str, str]:
-        hole = options.get("hole_shape", self.shape.name)
-        get_shape(hole)  # raises a clear error for an unknown name
-        return self.shape.name, hole
 
     def _task_xml(self, variant: tuple[str, str]) -> str:
         obj_assets, obj_meshes = mjcf.object_assets(get_shape(variant[0]))
@@ -101,10 +97,7 @@ class RigidInsertionEnv(RigidTaskEnv):
         self._begin_episode(options)
         rng = self.np_random
         hole_yaw = rng.uniform(-math.pi, math.pi)
-        self.goal_pos = np.array([0.0, 0.0, mjcf.FIXTURE_BASE])
-        self.goal_rot = yaw_matrix(hole_yaw)
-        self.data.mocap_pos[0] = self.goal_pos
-        self.data.mocap_quat[0] = [math.cos(hole_yaw / 2), 0.0, 0.0, math.sin(hole_yaw / 2)]
+        self._set_goal(np.array([0.0, 0.0, mjcf.FIXTURE_BASE]), yaw_matrix(hole_yaw))
         xy = rng.uniform(-1.0, 1.0, size=2)
         z = mjcf.FIXTURE_BASE + mjcf.HOLE_DEPTH + 0.02 + rng.uniform(0.0, 0.5)
         self.data.qpos[:] = [xy[0], xy[1], z, rng.uniform(-math.pi, math.pi)]
@@ -126,8 +119,6 @@ class RigidInsertionEnv(RigidTaskEnv):
         self._action_rate(action)
         return float(sum(terms.values())), terms
 
-    def _task_info(self) -> dict[str, Any]:
-        e = self.errors()
+    def _is_success(self, e: dict[str, float]) -> bool:
         inserted = self._pos[2] - self.goal_pos[2] < 0.01
-        success = inserted and e["distance"] < 0.01 and e["orientation"] < math.radians(10)
-        return {"is_success": bool(success), "shape": self.shape.name, **{f"error_{k}": v for k, v in e.items()}}
+        return inserted and e["distance"] < 0.01 and e["orientation"] < math.radians(10)

@@ -6,11 +6,10 @@ import math
 from typing import Any
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 
 from envs import mjcf
-from envs.rigid import RigidTaskEnv, yaw_matrix
+from envs.rigid import RigidTaskEnv, matrix_to_quat, yaw_matrix
 from envs.shapes import INSERTION_SHAPES, SHAPE_RADIUS, UNSEEN_SHAPES, get_shape
 
 HOLE_CENTRE = np.array([0.0, 0.0, 1.0])
@@ -20,12 +19,6 @@ HOLE_CENTRE = np.array([0.0, 0.0, 1.0])
 def _pitch_matrix(pitch: float) -> np.ndarray:
     c, s = math.cos(pitch), math.sin(pitch)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def _quat(R: np.ndarray) -> np.ndarray:
-    q = np.zeros(4)
-    mujoco.mju_mat2Quat(q, R.ravel())
-    return q
 
 
 class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
@@ -59,6 +52,7 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
     """
 
     num_grippers = 2
+    has_hole = True
     allowed_shapes = INSERTION_SHAPES + UNSEEN_SHAPES
     anchor_offset = 0.6 * SHAPE_RADIUS
 
@@ -81,11 +75,6 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(6,), dtype=np.float32)
         z = mjcf.OBJECT_HEIGHT / 2
         self.anchors = np.array([[-self.anchor_offset, 0.0, z], [self.anchor_offset, 0.0, z]])
-
-    def _variant_for(self, options: dict[str, Any]) -> tuple[str, str]:
-        hole = options.get("hole_shape", self.shape.name)
-        get_shape(hole)
-        return self.shape.name, hole
 
     def _task_xml(self, variant: tuple[str, str]) -> str:
         obj_assets, obj_meshes = mjcf.object_assets(get_shape(variant[0]))
@@ -135,15 +124,12 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
         self._begin_episode(options)
         rng = self.np_random
         scene_rot = yaw_matrix(rng.uniform(-math.pi, math.pi)) @ _pitch_matrix(rng.uniform(-math.pi / 2, 0.0))
-        self.goal_pos = HOLE_CENTRE.copy()
-        self.goal_rot = scene_rot
         local_pos = np.array([rng.uniform(0.25, 0.75), rng.uniform(-0.75, 0.75), rng.uniform(0.5, 1.25)])
         obj_rot = scene_rot @ yaw_matrix(rng.uniform(-math.pi, math.pi))
         obj_pos = HOLE_CENTRE + scene_rot @ local_pos
         d = self.data
-        d.mocap_pos[0] = self.goal_pos
-        d.mocap_quat[0] = _quat(self.goal_rot)
-        d.qpos[:7] = [*obj_pos, *_quat(obj_rot)]
+        self._set_goal(HOLE_CENTRE.copy(), scene_rot)
+        d.qpos[:7] = [*obj_pos, *matrix_to_quat(obj_rot)]
         grip = self.anchors @ obj_rot.T + obj_pos
         d.qpos[7:10], d.qpos[10:13] = grip[0], grip[1]
         d.qvel[:] = 0.0
@@ -167,7 +153,5 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
         }
         return float(sum(terms.values())), terms
 
-    def _task_info(self) -> dict[str, Any]:
-        e = self.errors()
-        success = e["distance"] < 0.01 and e["orientation"] < math.radians(10)
-        return {"is_success": bool(success), "shape": self.shape.name, **{f"error_{k}": v for k, v in e.items()}}
+    def _is_success(self, e: dict[str, float]) -> bool:
+        return e["distance"] < 0.01 and e["orientation"] < math.radians(10)

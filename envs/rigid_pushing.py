@@ -79,10 +79,7 @@ class RigidPushingEnv(RigidTaskEnv):
         self._begin_episode(options)
         rng = self.np_random
         goal_yaw = rng.uniform(-math.pi, math.pi)
-        self.goal_pos = np.array([0.5 + rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25), 0.0])
-        self.goal_rot = yaw_matrix(goal_yaw)
-        self.data.mocap_pos[0] = self.goal_pos
-        self.data.mocap_quat[0] = [math.cos(goal_yaw / 2), 0.0, 0.0, math.sin(goal_yaw / 2)]
+        self._set_goal(np.array([0.5 + rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25), 0.0]), yaw_matrix(goal_yaw))
         obj_xy = np.array([-0.5, 0.0]) + rng.uniform(-0.5, 0.5, size=2)
         yaw = rng.uniform(-math.pi, math.pi)
         a = rng.uniform(-math.pi, math.pi)
@@ -104,10 +101,5 @@ class RigidPushingEnv(RigidTaskEnv):
         }
         return float(sum(terms.values())), terms
 
-    def _task_info(self) -> dict[str, Any]:
-        e = self.errors()
-        return {
-            "is_success": bool(e["distance"] < 0.03),
-            "shape": self.shape.name,
-            **{f"error_{k}": v for k, v in e.items()},
-        }
+    def _is_success(self, e: dict[str, float]) -> bool:
+        return e["distance"] < 0.03

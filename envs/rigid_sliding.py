@@ -82,10 +82,7 @@ class RigidSlidingEnv(RigidTaskEnv):
         self._begin_episode(options)
         rng = self.np_random
         goal_yaw = rng.uniform(-math.pi, math.pi)
-        self.goal_pos = np.array([*rng.uniform(-0.5, 0.5, size=2), 0.0])
-        self.goal_rot = yaw_matrix(goal_yaw)
-        self.data.mocap_pos[0] = self.goal_pos
-        self.data.mocap_quat[0] = [math.cos(goal_yaw / 2), 0.0, 0.0, math.sin(goal_yaw / 2)]
+        self._set_goal(np.array([*rng.uniform(-0.5, 0.5, size=2), 0.0]), yaw_matrix(goal_yaw))
         self.data.qpos[:] = [*rng.uniform(-0.5, 0.5, size=2), rng.uniform(-math.pi, math.pi)]
         self.data.qvel[:] = 0.0
 
@@ -105,7 +102,5 @@ class RigidSlidingEnv(RigidTaskEnv):
         }
         return float(sum(terms.values())), terms
 
-    def _task_info(self) -> dict[str, Any]:
-        e = self.errors()
-        success = e["distance"] < 0.02 and e["orientation"] < math.radians(10)
-        return {"is_success": bool(success), "shape": self.shape.name, **{f"error_{k}": v for k, v in e.items()}}
+    def _is_success(self, e: dict[str, float]) -> bool:
+        return e["distance"] < 0.02 and e["orientation"] < math.radians(10)
