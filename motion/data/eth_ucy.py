@@ -9,6 +9,9 @@ all of them, together with the other agents present in all of them that are with
 the focal agent at the last observed frame (at most ``max_agents`` in all, nearest first). Every agent
 that is complete in a window is the focal agent of one sample, so each pedestrian is predicted once per
 window. Windows start at every frame (stride 1).
+
+Samples per held-out test scene with these defaults (checked by the tests): eth 364, hotel 1,197,
+univ 24,334, zara1 2,356, zara2 5,910. Training for the eth split, for scale: 30,307 samples.
 """
 
 from __future__ import annotations

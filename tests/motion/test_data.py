@@ -97,3 +97,9 @@ def test_malformed_file_names_file_and_line(tmp_path):
         load_scene_file(bad)
     with pytest.raises(ValueError, match="unknown ETH/UCY scene"):
         load_split("paris", "test")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scene", ["univ", "zara2"])
+def test_eth_ucy_test_counts_of_the_large_scenes(scene):
+    assert len(load_split(scene, "test")) == DOCUMENTED_TEST_COUNTS[scene]
