@@ -1,7 +1,8 @@
 """Entry point: train and evaluate RL agents and motion models.
 
-    python train.py                      # RL: not implemented yet (says so and exits)
-    python train.py motion [options]     # train + evaluate a trajectory model (python train.py motion -h)
+    python train.py [options]              # PPO on a manipulation task (default: HEPi on RigidInsertion-v0)
+    python train.py evaluate --checkpoint runs/rl/last.zip [--episodes N] [--video episode.gif]
+    python train.py motion [options]       # train + evaluate a trajectory model (python train.py motion -h)
 
 Motion runs scale over processes with torchrun: ``torchrun --nproc_per_node 2 train.py motion ...``.
 """
@@ -18,6 +19,8 @@ import typing
 
 from motion.training import MotionConfig
 from motion.training import run as run_motion
+from policies.training import RLConfig, evaluate_checkpoint
+from policies.training import run as run_rl
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -49,35 +52,53 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(name, type=args[0] if args else hint, default=f.default, help=help_text)
 
 
+def _config(cls: type, args: argparse.Namespace):
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def _print_metrics(title: str, metrics: dict[str, float]) -> None:
+    print(title)
+    for k, v in metrics.items():
+        print(f"  {k}: {v:.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataclass_args(parser, RLConfig)
     sub = parser.add_subparsers(dest="command")
     motion = sub.add_parser("motion", help="train and evaluate a trajectory model")
     add_dataclass_args(motion, MotionConfig)
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved RL checkpoint")
+    evaluate.add_argument("--checkpoint", required=True, help="a last.zip written by a training run")
+    evaluate.add_argument("--episodes", type=int, default=20, help="episodes per shape set (default: 20)")
+    evaluate.add_argument("--eval-task", default=None, help="expected task id (error if the checkpoint's differs)")
+    evaluate.add_argument("--video", default=None, help="write a GIF of one episode here")
     args = parser.parse_args(argv)
 
-    if args.command == "motion":
-        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(MotionConfig)}
-        try:
-            result = run_motion(MotionConfig(**values))
-        except (ValueError, FileNotFoundError) as exc:
-            print(f"train.py motion: error: {exc}", file=sys.stderr)
-            return 2
-        if result:
-            print("test metrics (validation-selected checkpoint):")
-            for k, v in result.items():
-                print(f"  {k}: {v:.4f}")
-        return 0
-
-    print(
-        "train.py: RL training is not implemented yet.\n"
-        "What exists: the shared kernels (`kernels`), the rigid manipulation environments (`envs`:\n"
-        "RigidSliding-v0, RigidPushing-v0, RigidInsertion-v0, RigidInsertionTwoAgents-v0) and motion\n"
-        "training (`python train.py motion --help`).\n"
-        "What this command will do once the policy issue lands: train the HEPi policy with PPO on\n"
-        "RigidInsertion-v0 and write checkpoints, TensorBoard logs and a summary to --out.\n"
-        "Nothing was trained; exiting."
-    )
+    try:
+        if args.command == "motion":
+            result = run_motion(_config(MotionConfig, args))
+            if result:
+                _print_metrics("test metrics (validation-selected checkpoint):", result)
+        elif args.command == "evaluate":
+            metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.eval_task, args.video)
+            _print_metrics(f"{args.checkpoint}: deterministic policy, {args.episodes} episodes per shape set", metrics)
+        else:
+            summary = run_rl(_config(RLConfig, args))
+            final, rand = summary["final"], summary["random"]
+            print(
+                f"{summary['config']['policy']} on {summary['config']['task']}: {summary['steps']} steps in "
+                f"{summary['train_seconds'] / 60:.1f} min"
+            )
+            for s in ("train", "unseen"):
+                print(
+                    f"  {s} shapes: return {final[s + '_return']:.1f} (random {rand[s + '_return']:.1f}), "
+                    f"success {final[s + '_success']:.0%} (random {rand[s + '_success']:.0%})"
+                )
+            print(f"  outputs: {args.out} (summary.json, learning_curve.png, last.zip, tb/)")
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"train.py: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

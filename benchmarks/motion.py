@@ -31,6 +31,30 @@ PUBLISHED_ETH = {  # EqMotion paper, minADE/minFDE, K = 20 (original protocol)
 }
 
 
+def plot_curves(runs: dict[str, Path], path: Path, metric: str) -> None:
+    """Validation curves (``metric`` per epoch, against training minutes) of finished runs, one line each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, folder in runs.items():
+        summary = json.loads((folder / "summary.json").read_text())
+        history = summary["val_history"]
+        minutes = [summary["train_seconds"] / 60 * (i + 1) / len(history) for i in range(len(history))]
+        ax.plot(minutes, history, marker=".", label=name)
+    ax.set_xlabel("training minutes (2-core CPU)")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget per run")
@@ -38,6 +62,7 @@ def main() -> None:
     parser.add_argument("--skip-charged", action="store_true")
     parser.add_argument("--out", default="runs/bench_motion")
     parser.add_argument("--quick", action="store_true", help="tiny data and budgets (a smoke run)")
+    parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNGs")
     args = parser.parse_args()
     out = Path(args.out)
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, budget {args.minutes} min per run")
@@ -66,6 +91,7 @@ def main() -> None:
         )
         for name, (ade, fde) in PUBLISHED_CHARGED.items():
             print(f"{name:<28} | {ade:6.3f} | {fde:6.3f} |")
+        plot_curves({"EqMotion, charged": out / "charged"}, Path(args.plots) / "motion_charged_val.png", "ADE")
 
     scenes = [s for s in args.scenes.split(",") if s]
     if scenes:
@@ -91,6 +117,7 @@ def main() -> None:
                 f"{scene:<8} | {res['min_ade']:5.2f} / {res['min_fde']:5.2f} | {res['min_fde_any']:11.2f} | "
                 f"{paper[0]:.2f} / {paper[1]:.2f}"
             )
+        plot_curves({s: out / f"eth_ucy_{s}" for s in scenes}, Path(args.plots) / "motion_eth_ucy_val.png", "minADE")
         if len(rows) == len(PUBLISHED_ETH):
             mean = [sum(r[k] for _, r in rows) / len(rows) for k in ("min_ade", "min_fde")]
             print(f"{'average':<8} | {mean[0]:5.2f} / {mean[1]:5.2f} | {'':>11} | 0.21 / 0.35")

@@ -21,6 +21,7 @@ from kernels.fiber_geometry import (
     polynomial_features,
     readout_scalars,
     readout_vectors,
+    ring_grid,
     spatial_invariants,
 )
 from kernels.hetero_conv import EdgeType, HeteroConv
@@ -61,6 +62,7 @@ __all__ = [
     "polynomial_features",
     "readout_scalars",
     "readout_vectors",
+    "ring_grid",
     "spatial_invariants",
     "axis_angle_to_matrix",
     "chordal_mean",

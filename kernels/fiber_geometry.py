@@ -25,6 +25,7 @@ from torch import Tensor
 __all__ = [
     "fibonacci_sphere",
     "circle_grid",
+    "ring_grid",
     "lift_scalars",
     "lift_vectors",
     "readout_scalars",
@@ -53,6 +54,29 @@ def circle_grid(num: int, dtype: torch.dtype = torch.float32, device: torch.devi
         raise ValueError(f"num must be positive, got {num}")
     a = 2 * math.pi * torch.arange(num, dtype=torch.float64) / num
     return torch.stack([a.cos(), a.sin()], -1).to(dtype=dtype, device=device)
+
+
+def ring_grid(
+    longitudes: int,
+    elevations: tuple[float, ...] = (-0.6155, 0.6155),
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Unit vectors on rings of constant elevation (radians), ``longitudes`` per ring: ``[R * L, 3]``.
+
+    The grid is mapped onto itself by rotations about the z axis by multiples of ``2 pi / longitudes``
+    (and by reflections through the vertical planes of its longitudes), so a network on it is exactly
+    equivariant to those rotations: the grid for scenes whose only symmetry axis is gravity's. The default
+    elevations (+-35.26 degrees) give the two rings of a cube's vertex directions when ``longitudes = 4``.
+    """
+    if longitudes < 1 or not elevations:
+        raise ValueError("ring_grid needs at least one longitude and one elevation")
+    a = 2 * math.pi * torch.arange(longitudes, dtype=torch.float64) / longitudes
+    rings = []
+    for e in elevations:
+        c, s = math.cos(e), math.sin(e)
+        rings.append(torch.stack([c * a.cos(), c * a.sin(), torch.full_like(a, s)], -1))
+    return torch.cat(rings).to(dtype=dtype, device=device)
 
 
 def _check_grid(grid: Tensor) -> None:

@@ -1,7 +1,43 @@
 """Graph policies for the manipulation benchmark, trained with Stable-Baselines3 PPO.
 
-This package will hold the heterogeneous SE(3)-equivariant graph policy (HEPi) and its baselines
-(homogeneous equivariant EMPN, a Transformer over node tokens, an MLP on the flat observation), all plugged
-into SB3 through its extension points. The networks are built from the shared layers of ``kernels``.
-Nothing is implemented here yet: the policy issue builds it.
+- ``hepi``: :class:`~policies.hepi.HEPiNetwork`, heterogeneous equivariant convolutions on position-orientation
+  space with per-edge-type weights and a two-step message schedule.
+- ``empn``: the same backbone on the homogeneous graph with shared weights.
+- ``transformer``: a Transformer over node tokens.
+- ``mlp``: SB3's ``MultiInputPolicy`` on the flattened observation.
+
+:func:`make_policy` returns the SB3 policy class and its ``policy_kwargs`` for an environment. The networks
+are built from the shared layers of ``kernels``.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from policies.graph_obs import GraphLayout
+from policies.hepi import HEPiNetwork
+from policies.sb3 import NETWORKS, GraphActorCriticPolicy
+from policies.transformer import TransformerNetwork
+
+POLICIES = ("hepi", "empn", "transformer", "mlp")
+
+
+def make_policy(name: str, env, **network_kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """``(policy, policy_kwargs)`` for ``stable_baselines3.PPO(policy, env, policy_kwargs=...)``."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; available: {', '.join(POLICIES)}")
+    if name == "mlp":
+        return "MultiInputPolicy", {"net_arch": dict(pi=[256, 256], vf=[256, 256]), **network_kwargs}
+    layout = GraphLayout.from_env(env)
+    return GraphActorCriticPolicy, {"network": name, "layout": layout, "network_kwargs": network_kwargs}
+
+
+__all__ = [
+    "POLICIES",
+    "GraphActorCriticPolicy",
+    "GraphLayout",
+    "HEPiNetwork",
+    "NETWORKS",
+    "TransformerNetwork",
+    "make_policy",
+]

@@ -30,10 +30,32 @@ def test_kernels_import_no_other_project_package():
             assert f"import {other}" not in text and f"from {other}" not in text, path
 
 
-def test_train_entry_point_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "train.py")], capture_output=True, text=True, timeout=120)
+def test_train_entry_point_runs_a_tiny_rl_job(tmp_path):
+    args = [
+        "--total-steps",
+        "64",
+        "--n-envs",
+        "1",
+        "--n-steps",
+        "64",
+        "--batch-size",
+        "64",
+        "--eval-every",
+        "64",
+        "--eval-episodes",
+        "1",
+        "--hidden",
+        "8",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "rl"),
+    ]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr
-    assert "train.py" in result.stdout
+    assert "hepi on RigidInsertion-v0: 64 steps" in result.stdout
+    assert (tmp_path / "rl" / "summary.json").is_file()
 
 
 def test_kernel_benchmark_quick_run_prints_its_table():

@@ -99,3 +99,21 @@ def test_bad_shapes_raise():
         readout_vectors(torch.randn(3, 7, 2), fibonacci_sphere(8))
     with pytest.raises(ValueError, match="positive"):
         fibonacci_sphere(0)
+
+
+def test_ring_grid_is_closed_under_its_rotations_about_z():
+    from kernels import ring_grid
+
+    g = ring_grid(8, dtype=torch.float64)
+    assert g.shape == (16, 3)
+    assert_close(g.norm(dim=-1), torch.ones(16, dtype=torch.float64))
+    a = 2 * math.pi * 3 / 8
+    R = torch.tensor([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]], dtype=torch.float64)
+    rotated = g @ R.T
+    nearest = (rotated[:, None] - g[None]).norm(dim=-1).min(1).values
+    assert nearest.max() < 1e-12
+    # Readout of lifted vectors reproduces any 3-D vector up to a fixed positive scale per axis.
+    v = torch.randn(4, 1, 3, dtype=torch.float64)
+    back = readout_vectors(lift_vectors(v, g), g)
+    ratio = back / v
+    assert (ratio > 0).all() and torch.allclose(ratio[..., 0], ratio[..., 1])

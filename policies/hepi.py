@@ -1,0 +1,132 @@
+"""HEPi: heterogeneous equivariant policy on position-orientation space, and its homogeneous twin EMPN."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from kernels import (
+    ConvNeXtMLP,
+    FiberConv,
+    HeteroConv,
+    PolynomialBasis,
+    lift_vectors,
+    orientation_invariants,
+    readout_scalars,
+    readout_vectors,
+    ring_grid,
+    spatial_invariants,
+)
+from policies.graph_obs import GraphLayout, batch_edges, node_vectors
+
+__all__ = ["HEPiNetwork"]
+
+_MERGED = ("node", "edge", "node")
+
+
+class HEPiNetwork(nn.Module):
+    r"""Actor and critic latents from a graph observation (after HEPi, ICLR 2025, REFERENCE.md §1).
+
+    Every node carries features on a grid of directions (:func:`kernels.ring_grid`: rings about the vertical
+    axis, so the network is exactly equivariant to rotations about it by multiples of ``2 pi / longitudes``,
+    to translations, and to permutations of same-type nodes). Vectors (velocities, offsets to targets) are
+    lifted onto the grid; each node type adds a learned type embedding.
+
+    ``heterogeneous=True`` (HEPi): each edge type has its own :class:`~kernels.FiberConv`, summed per
+    destination type; a layer runs two message steps, first the internal edges (object to object), then the
+    task and agent edges (object to gripper, gripper to gripper), each followed by a per-type ConvNeXt update.
+    ``heterogeneous=False`` (EMPN): one graph, one node type, one convolution per step over all edges.
+
+    Heads: for each actuator node, an equivariant vector ``v`` (read out from the grid) times an invariant
+    gate ``s`` gives the linear-velocity mean (its first ``linear_dims`` components), and an invariant scalar
+    gives the yaw rate. The critic latent is a DeepSets sum over invariant node read-outs, so the value is
+    invariant too.
+
+    Shapes: ``forward(obs)`` with ``obs[key] [B, n, 3]`` -> ``(action mean [B, A], critic latent [B, H])``.
+    """
+
+    def __init__(
+        self,
+        layout: GraphLayout,
+        hidden: int = 64,
+        layers: int = 1,
+        longitudes: int = 8,
+        basis_dim: int = 32,
+        heterogeneous: bool = True,
+    ) -> None:
+        super().__init__()
+        self.layout, self.hidden, self.heterogeneous = layout, hidden, heterogeneous
+        self.register_buffer("grid", ring_grid(longitudes), persistent=False)
+        types = list(layout.node_counts)
+        self.embed = nn.ModuleDict({t: nn.Linear(len(layout.vector_features(t)), hidden, bias=False) for t in types})
+        self.type_embedding = nn.ParameterDict({t: nn.Parameter(torch.randn(hidden) * 0.1) for t in types})
+        self.fiber_basis = PolynomialBasis(1, basis_dim)
+        edge_types = list(layout.edges)
+        internal = [et for et in edge_types if et[0] == et[2] != layout.actuator]
+        external = [et for et in edge_types if et not in internal]
+        self.steps = [internal, external] if heterogeneous else [[_MERGED]]
+        basis_types = edge_types if heterogeneous else [_MERGED]
+        self.spatial_basis = nn.ModuleDict({"__".join(et): PolynomialBasis(2, basis_dim) for et in basis_types})
+        self.convs = nn.ModuleList()
+        self.updates = nn.ModuleList()
+        for _ in range(layers):
+            for step in self.steps:
+                self.convs.append(HeteroConv({et: FiberConv(hidden, hidden, basis_dim, aggr="mean") for et in step}))
+                dsts = {et[2] for et in step}
+                self.updates.append(nn.ModuleDict({t: ConvNeXtMLP(hidden, layer_scale=None) for t in dsts}))
+        self.head_vector = nn.Linear(hidden, 1, bias=False)
+        self.head_scalar = nn.Linear(hidden, 2)
+        self.critic_node = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.critic_out = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU())
+
+    def forward(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        lay, grid = self.layout, self.grid
+        B = obs[f"{lay.actuator}_pos"].shape[0]
+        device = grid.device
+        pos, f = {}, {}
+        for t in lay.node_counts:
+            p, v = node_vectors(obs, lay, t)
+            pos[t] = p
+            f[t] = self.embed[t](lift_vectors(v, grid)) + self.type_embedding[t]
+        edges = {
+            et: batch_edges(idx, lay.node_counts[et[0]], lay.node_counts[et[2]], B, device)
+            for et, idx in lay.edges.items()
+        }
+        if not self.heterogeneous:
+            # One node set: types stacked in a fixed order, edges shifted to the stacked numbering.
+            order = list(lay.node_counts)
+            start = {t: sum(lay.node_counts[u] * B for u in order[: order.index(t)]) for t in order}
+            edges = {
+                _MERGED: torch.cat(
+                    [ei + torch.tensor([[start[s]], [start[d]]], device=device) for (s, _, d), ei in edges.items()], 1
+                )
+            }
+            pos = {"node": torch.cat([pos[t] for t in order])}
+            f = {"node": torch.cat([f[t] for t in order])}
+        fiber = self.fiber_basis(orientation_invariants(grid))
+        bases = {}
+        for et, ei in edges.items():
+            invariants = spatial_invariants(pos[et[0]], pos[et[2]], ei, grid)
+            bases[et] = {"spatial_basis": self.spatial_basis["__".join(et)](invariants)}
+        for k, (conv, update) in enumerate(zip(self.convs, self.updates, strict=True)):
+            step = self.steps[k % len(self.steps)]
+            nodes = {t: {"f": f[t]} for t in {et[0] for et in step} | {et[2] for et in step}}
+            out = conv(nodes, {et: edges[et] for et in step}, {et: bases[et] for et in step}, fiber_basis=fiber)
+            for t, u in out.items():
+                f[t] = f[t] + update[t](u)
+        if not self.heterogeneous:
+            order = list(lay.node_counts)
+            chunks = torch.split(f["node"], [lay.node_counts[t] * B for t in order])
+            f = dict(zip(order, chunks, strict=True))
+
+        # Actor: equivariant vector times invariant gate; invariant yaw rate.
+        fa = f[lay.actuator]
+        vec = readout_vectors(self.head_vector(fa), grid)[:, 0]  # [B * G, 3]
+        scal = readout_scalars(self.head_scalar(fa))  # [B * G, 2]
+        linear = (vec * scal[:, :1])[:, : lay.linear_dims]
+        per_node = torch.cat([linear, scal[:, 1:]], 1) if lay.yaw else linear
+        mean = per_node.reshape(B, -1)
+
+        # Critic: DeepSets over invariant node read-outs.
+        pooled = sum(self.critic_node(readout_scalars(f[t])).reshape(B, -1, self.hidden).sum(1) for t in f)
+        return mean, self.critic_out(pooled)

@@ -1,0 +1,281 @@
+"""PPO training and evaluation of the graph policies on the benchmark tasks; run through ``train.py``.
+
+Read top to bottom: configuration, environments, evaluation, the callback that evaluates and checkpoints,
+then :func:`run` (train) and :func:`evaluate_checkpoint` (load and roll out). Outputs in ``out``:
+``run.json`` (the configuration), ``last.zip`` (atomic checkpoint, written at every evaluation and at the
+end), TensorBoard logs (``tb/``: SB3's ``rollout/`` and ``train/`` scalars plus ``eval/``), ``summary.json``
+and ``learning_curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+import envs
+from policies import POLICIES, make_policy
+
+__all__ = ["RLConfig", "run", "evaluate_checkpoint", "evaluate_policy"]
+
+
+@dataclass
+class RLConfig:
+    """Settings of a PPO run (each field is a ``train.py`` option)."""
+
+    task: str = "RigidInsertion-v0"
+    """Environment id (RigidSliding-v0, RigidPushing-v0, RigidInsertion-v0, RigidInsertionTwoAgents-v0)."""
+    policy: Literal["hepi", "empn", "transformer", "mlp"] = "hepi"
+    """Policy network."""
+    total_steps: int = 60_000
+    """Environment steps to train for (all environments together)."""
+    n_envs: int = 4
+    """Parallel environments."""
+    subproc: bool = False
+    """Run the environments in subprocesses (SubprocVecEnv) instead of in this process."""
+    seed: int = 0
+    """Random seed."""
+    device: str = "auto"
+    """cpu, cuda, or auto (cuda when available)."""
+    out: str = "runs/rl"
+    """Output folder."""
+    resume: bool = False
+    """Continue from out/last.zip (same task and policy)."""
+    eval_every: int = 10_000
+    """Environment steps between evaluations (and checkpoints)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation, on training shapes and again on unseen shapes."""
+    hidden: int = 32
+    """Width of the graph networks."""
+    n_steps: int = 128
+    """Rollout length per environment between updates."""
+    batch_size: int = 128
+    """PPO minibatch size."""
+    n_epochs: int = 5
+    """PPO epochs per update."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    ent_coef: float = 0.005
+    """Entropy bonus."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def check_config(cfg: RLConfig) -> None:
+    if cfg.task not in envs.RIGID_TASKS:
+        raise ValueError(f"unknown task {cfg.task!r}; available: {', '.join(envs.RIGID_TASKS)}")
+    if cfg.policy not in POLICIES:
+        raise ValueError(f"unknown policy {cfg.policy!r}; available: {', '.join(POLICIES)}")
+    if cfg.total_steps < 1 or cfg.n_envs < 1 or cfg.eval_every < 1:
+        raise ValueError("total_steps, n_envs and eval_every must be positive")
+
+
+def evaluate_policy(predict, task: str, shapes: str, episodes: int, seed: int) -> dict[str, float]:
+    """Mean return and success rate of ``predict(obs) -> action`` over seeded episodes on a shape set."""
+    env = gym.make(task, shape=shapes)
+    returns, successes = [], []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(predict(obs))
+            total += reward
+            done = terminated or truncated
+        returns.append(total)
+        successes.append(float(info["is_success"]))
+    env.close()
+    return {"return": float(np.mean(returns)), "success": float(np.mean(successes))}
+
+
+def evaluate_both(predict, cfg: RLConfig, seed: int) -> dict[str, float]:
+    out = {}
+    for shapes in ("train", "unseen"):
+        for k, v in evaluate_policy(predict, cfg.task, shapes, cfg.eval_episodes, seed).items():
+            out[f"{shapes}_{k}"] = v
+    return out
+
+
+def save_atomic(model: PPO, path: Path) -> None:
+    """Save a model so that a crash never leaves a half-written checkpoint at ``path``."""
+    tmp = path.with_name(path.stem + ".tmp.zip")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class EvaluateAndCheckpoint(BaseCallback):
+    """Every ``cfg.eval_every`` steps: evaluate on training and unseen shapes, log, checkpoint."""
+
+    def __init__(self, cfg: RLConfig, out: Path, history: list[dict]) -> None:
+        super().__init__()
+        self.cfg, self.out, self.history = cfg, out, history
+        self.next_eval = (history[-1]["steps"] if history else 0) + cfg.eval_every
+
+    def _predict(self, obs):
+        return self.model.predict(obs, deterministic=True)[0]
+
+    def evaluate(self) -> None:
+        metrics = evaluate_both(self._predict, self.cfg, seed=10_000)
+        for k, v in metrics.items():
+            self.logger.record(f"eval/{k}", v)
+        self.history.append({"steps": self.num_timesteps, **metrics})
+        save_atomic(self.model, self.out / "last.zip")
+        (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            self.evaluate()
+            self.next_eval += self.cfg.eval_every
+        return True
+
+
+def plot_learning_curve(history: list[dict], random_metrics: dict[str, float], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["steps"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("return", "success"), strict=True):
+        for shapes, style in (("train", "-"), ("unseen", "--")):
+            ax.plot(steps, [h[f"{shapes}_{metric}"] for h in history], style, marker=".", label=f"{shapes} shapes")
+            ax.axhline(random_metrics[f"{shapes}_{metric}"], color="0.6", ls=style, lw=1)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(f"mean {metric}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(title="policy (grey: random)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(cfg: RLConfig) -> dict:
+    """Train with PPO, evaluating and checkpointing periodically; returns the summary."""
+    check_config(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = (
+        "cuda"
+        if cfg.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if cfg.device == "auto" else cfg.device)
+    )
+    vec_cls = SubprocVecEnv if cfg.subproc else DummyVecEnv
+    venv = make_vec_env(cfg.task, cfg.n_envs, seed=cfg.seed, vec_env_cls=vec_cls, env_kwargs={"shape": "train"})
+
+    history: list[dict] = []
+    if cfg.resume:
+        last, meta = out / "last.zip", out / "run.json"
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
+        saved = json.loads(meta.read_text())
+        if saved["task"] != cfg.task or saved["policy"] != cfg.policy:
+            raise ValueError(f"--resume: {last} is a {saved['policy']} run on {saved['task']}")
+        model = PPO.load(last, env=venv, device=device)
+        if (out / "history.json").is_file():
+            history = json.loads((out / "history.json").read_text())
+    else:
+        policy, policy_kwargs = make_policy(
+            cfg.policy,
+            venv.envs[0] if hasattr(venv, "envs") else gym.make(cfg.task),
+            **({"hidden": cfg.hidden} if cfg.policy != "mlp" else {}),
+        )
+        model = PPO(
+            policy,
+            venv,
+            learning_rate=cfg.lr,
+            n_steps=cfg.n_steps,
+            batch_size=cfg.batch_size,
+            n_epochs=cfg.n_epochs,
+            gamma=0.99,
+            gae_lambda=0.95,
+            ent_coef=cfg.ent_coef,
+            policy_kwargs=policy_kwargs,
+            tensorboard_log=str(out / "tb"),
+            seed=cfg.seed,
+            device=device,
+        )
+    (out / "run.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    rng_baseline = np.random.default_rng(cfg.seed)
+    action_space = venv.action_space
+    random_metrics = evaluate_both(lambda _obs: rng_baseline.uniform(-1, 1, action_space.shape), cfg, seed=10_000)
+
+    callback = EvaluateAndCheckpoint(cfg, out, history)
+    started = time.perf_counter()
+    remaining = cfg.total_steps - model.num_timesteps
+    if remaining > 0:
+        model.learn(
+            remaining,
+            callback=callback,
+            progress_bar=cfg.progress,
+            reset_num_timesteps=not cfg.resume,
+            tb_log_name="ppo",
+        )
+    if not history or history[-1]["steps"] != model.num_timesteps:
+        callback.init_callback(model)
+        callback.evaluate()
+    seconds = time.perf_counter() - started
+    venv.close()
+
+    summary = {
+        "config": asdict(cfg),
+        "steps": model.num_timesteps,
+        "train_seconds": seconds,
+        "final": history[-1],
+        "random": random_metrics,
+        "history": history,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot_learning_curve(history, random_metrics, out / "learning_curve.png", f"{cfg.policy} on {cfg.task}")
+    return summary
+
+
+def evaluate_checkpoint(
+    checkpoint: str, episodes: int = 20, task: str | None = None, video: str | None = None, seed: int = 20_000
+) -> dict[str, float]:
+    """Load ``checkpoint`` (a ``last.zip`` with its ``run.json``), roll out, report return and success on
+    training and unseen shapes; optionally write a GIF of one episode to ``video``."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    meta = path.with_name("run.json")
+    if not meta.is_file():
+        raise FileNotFoundError(f"{meta} (the run's configuration) is missing next to the checkpoint")
+    cfg = RLConfig(**json.loads(meta.read_text()))
+    if task is not None and task != cfg.task:
+        raise ValueError(f"checkpoint {path} was trained on {cfg.task}, not {task}")
+    cfg.eval_episodes = episodes
+    model = PPO.load(path, device="cpu")
+    predict = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
+    metrics = evaluate_both(predict, cfg, seed)
+    if video:
+        write_video(predict, cfg.task, Path(video), seed)
+    return metrics
+
+
+def write_video(predict, task: str, path: Path, seed: int, fps: int = 25) -> None:
+    """A GIF of one episode (training shapes)."""
+    from PIL import Image
+
+    env = gym.make(task, render_mode="rgb_array", width=320, height=320)
+    obs, _ = env.reset(seed=seed)
+    frames, done = [env.render()], False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(predict(obs))
+        frames.append(env.render())
+        done = terminated or truncated
+    env.close()
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)

@@ -1,0 +1,43 @@
+"""Transformer baseline: a token per node (its raw world-frame vectors and its type), no geometry built in."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from policies.graph_obs import GraphLayout
+
+__all__ = ["TransformerNetwork"]
+
+
+class TransformerNetwork(nn.Module):
+    """Node tokens -> ``layers`` Transformer encoder layers (``heads`` heads, width ``hidden``).
+
+    Each token is a linear embedding of the node's concatenated observation vectors (positions included,
+    as the raw world frame) plus a learned type embedding. Actuator tokens are decoded to their action
+    components; the critic latent is the mean of all tokens. Not equivariant (the baseline's point).
+
+    Shapes: ``forward(obs)`` with ``obs[key] [B, n, 3]`` -> ``(action mean [B, A], critic latent [B, H])``.
+    """
+
+    def __init__(self, layout: GraphLayout, hidden: int = 64, layers: int = 2, heads: int = 2) -> None:
+        super().__init__()
+        self.layout, self.hidden = layout, hidden
+        self.embed = nn.ModuleDict({t: nn.Linear(3 * len(k), hidden) for t, k in layout.node_keys.items()})
+        self.type_embedding = nn.ParameterDict({t: nn.Parameter(torch.randn(hidden) * 0.1) for t in layout.node_keys})
+        layer = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.actor = nn.Linear(hidden, layout.linear_dims + int(layout.yaw))
+        self.critic = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU())
+
+    def forward(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        lay = self.layout
+        tokens = []
+        for t, keys in lay.node_keys.items():
+            x = torch.cat([obs[k] for k in keys], -1)  # [B, n, 3 * keys]
+            tokens.append(self.embed[t](x) + self.type_embedding[t])
+        h = self.encoder(torch.cat(tokens, 1))
+        order = list(lay.node_keys)
+        start = sum(lay.node_counts[t] for t in order[: order.index(lay.actuator)])
+        act = h[:, start : start + lay.node_counts[lay.actuator]]
+        return self.actor(act).flatten(1), self.critic(h.mean(1))

@@ -1,0 +1,72 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policies.training import RLConfig, evaluate_checkpoint, run
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = dict(
+    total_steps=256,
+    n_envs=2,
+    n_steps=64,
+    batch_size=64,
+    n_epochs=1,
+    eval_every=128,
+    eval_episodes=1,
+    hidden=8,
+    progress=False,
+)
+
+
+def test_training_run_writes_its_outputs_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    summary = run(RLConfig(out=str(out), **TINY))
+    assert summary["steps"] == 256
+    for name in ("last.zip", "run.json", "summary.json", "learning_curve.png", "history.json"):
+        assert (out / name).is_file(), name
+    assert any((out / "tb").rglob("events.*"))
+    assert [h["steps"] for h in summary["history"]] == [128, 256]
+    assert {"train_success", "unseen_success", "train_return", "unseen_return"} <= set(summary["final"])
+
+    resumed = run(RLConfig(out=str(out), resume=True, **{**TINY, "total_steps": 384}))
+    assert resumed["steps"] == 384
+    assert [h["steps"] for h in resumed["history"]] == [128, 256, 384]
+
+    metrics = evaluate_checkpoint(str(out / "last.zip"), episodes=1, video=str(tmp_path / "episode.gif"))
+    assert set(metrics) == {"train_return", "train_success", "unseen_return", "unseen_success"}
+    assert (tmp_path / "episode.gif").stat().st_size > 1000
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown task 'Juggling-v0'"):
+        run(RLConfig(task="Juggling-v0", out=str(tmp_path)))
+    with pytest.raises(ValueError, match="unknown policy 'gnn'"):
+        run(RLConfig(policy="gnn", out=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        evaluate_checkpoint(str(tmp_path / "missing.zip"))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        run(RLConfig(out=str(tmp_path / "empty"), resume=True, **TINY))
+
+
+def test_checkpoint_of_another_task_is_refused(tmp_path):
+    out = tmp_path / "run"
+    run(RLConfig(out=str(out), policy="mlp", **{**TINY, "total_steps": 128}))
+    with pytest.raises(ValueError, match="trained on RigidInsertion-v0, not RigidPushing-v0"):
+        evaluate_checkpoint(str(out / "last.zip"), episodes=1, task="RigidPushing-v0")
+    with pytest.raises(ValueError, match="is a mlp run on RigidInsertion-v0"):
+        run(RLConfig(out=str(out), task="RigidPushing-v0", policy="mlp", resume=True, **TINY))
+    cli = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--task", "Juggling-v0"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert cli.returncode == 2 and "unknown task" in cli.stderr
+    ok = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "evaluate", "--checkpoint", str(out / "last.zip"), "--episodes", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert ok.returncode == 0 and "train_success" in ok.stdout
+    assert json.loads((out / "run.json").read_text())["policy"] == "mlp"
