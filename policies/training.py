@@ -38,9 +38,9 @@ class RLConfig:
     """Environment id (RigidSliding-v0, RigidPushing-v0, RigidInsertion-v0, RigidInsertionTwoAgents-v0)."""
     policy: Literal["hepi", "empn", "transformer", "mlp"] = "hepi"
     """Policy network."""
-    total_steps: int = 60_000
+    total_steps: int = 30_000
     """Environment steps to train for (all environments together)."""
-    n_envs: int = 4
+    n_envs: int = 8
     """Parallel environments."""
     subproc: bool = False
     """Run the environments in subprocesses (SubprocVecEnv) instead of in this process."""
@@ -58,9 +58,9 @@ class RLConfig:
     """Episodes per evaluation, on training shapes and again on unseen shapes."""
     hidden: int = 32
     """Width of the graph networks."""
-    n_steps: int = 128
+    n_steps: int = 64
     """Rollout length per environment between updates."""
-    batch_size: int = 128
+    batch_size: int = 256
     """PPO minibatch size."""
     n_epochs: int = 5
     """PPO epochs per update."""
