@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget per run")
     parser.add_argument("--scenes", default="eth,hotel,univ,zara1,zara2")
     parser.add_argument("--skip-charged", action="store_true")
+    parser.add_argument("--epoch-batches", type=int, default=50, help="ETH/UCY batches between validations")
     parser.add_argument("--out", default="runs/bench_motion")
     parser.add_argument("--quick", action="store_true", help="tiny data and budgets (a smoke run)")
     parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNGs")
@@ -104,6 +105,7 @@ def main() -> None:
                 epochs=10_000,
                 max_minutes=args.minutes,
                 progress=False,
+                epoch_batches=args.epoch_batches,
             )
             if args.quick:
                 kwargs.update(epochs=1, hidden=16, channels=8, layers=1, modes=2)

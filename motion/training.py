@@ -85,6 +85,8 @@ class MotionConfig:
     """Show progress bars."""
     max_minutes: float = 0.0
     """Stop training after the epoch that passes this wall-clock budget (0: no budget)."""
+    epoch_batches: int = 0
+    """Batches per epoch (0: the whole training set); a smaller number validates more often on large data."""
 
     def resolved(self) -> MotionConfig:
         """A copy with the dataset-dependent defaults (0 fields) filled in; checks the choices."""
@@ -234,7 +236,9 @@ def run(cfg: MotionConfig) -> dict[str, float]:
             disable=not (cfg.progress and main_process),
             leave=False,
         )
-        for batch in bar:
+        for i, batch in enumerate(bar):
+            if cfg.epoch_batches and i >= cfg.epoch_batches:
+                break
             t0 = time.perf_counter()
             batch = {k: v.to(device) for k, v in batch.items()}
             pred = train_model(batch["past"], batch["mask"])

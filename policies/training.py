@@ -38,7 +38,7 @@ class RLConfig:
     """Environment id (RigidSliding-v0, RigidPushing-v0, RigidInsertion-v0, RigidInsertionTwoAgents-v0)."""
     policy: Literal["hepi", "empn", "transformer", "mlp"] = "hepi"
     """Policy network."""
-    total_steps: int = 30_000
+    total_steps: int = 20_000
     """Environment steps to train for (all environments together)."""
     n_envs: int = 8
     """Parallel environments."""
@@ -56,13 +56,13 @@ class RLConfig:
     """Environment steps between evaluations (and checkpoints)."""
     eval_episodes: int = 10
     """Episodes per evaluation, on training shapes and again on unseen shapes."""
-    hidden: int = 32
+    hidden: int = 16
     """Width of the graph networks."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 256
     """PPO minibatch size."""
-    n_epochs: int = 5
+    n_epochs: int = 4
     """PPO epochs per update."""
     lr: float = 3e-4
     """Adam learning rate."""
@@ -128,6 +128,7 @@ class EvaluateAndCheckpoint(BaseCallback):
         metrics = evaluate_both(self._predict, self.cfg, seed=10_000)
         for k, v in metrics.items():
             self.logger.record(f"eval/{k}", v)
+        self.logger.dump(self.num_timesteps)
         self.history.append({"steps": self.num_timesteps, **metrics})
         save_atomic(self.model, self.out / "last.zip")
         (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
