@@ -2,7 +2,7 @@
 
 Task modules subclass :class:`MujocoGraphEnv` and implement a short, marked list of methods (the ``_task_*``
 hooks). The base owns the simulation and the Gymnasium API; tasks own the scene, sampling, observation,
-reward and success. Physics read-outs that several tasks need live here as small accessors.
+reward and success; physics read-outs that the rigid tasks share live in :mod:`envs.rigid`.
 """
 
 from __future__ import annotations
@@ -251,16 +251,3 @@ class MujocoGraphEnv(gym.Env):
         if self._viewer is not None:
             self._viewer.close()
             self._viewer = None
-
-    # ----------------------------------------------------------------------------------------------
-    # Physics accessors shared by tasks
-    def body_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """World position ``[3]`` and rotation matrix ``[3, 3]`` of a body."""
-        b = self.data.body(name)
-        return b.xpos.copy(), b.xmat.reshape(3, 3).copy()
-
-    def body_velocity(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """World-frame linear velocity of the body origin ``[3]`` and angular velocity ``[3]``."""
-        vel = np.zeros(6)
-        mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_BODY, self.model.body(name).id, vel, 0)
-        return vel[3:].copy(), vel[:3].copy()

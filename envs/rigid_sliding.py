@@ -93,11 +93,10 @@ class RigidSlidingEnv(RigidTaskEnv):
     def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
         e = self.errors()
         k = self.final_weight if self._final_steps(self.final_steps) else 1.0
-        v, w = self.body_velocity("object")
         terms = {
             "distance": -self.distance_weight * k * e["distance"],
             "orientation": -self.distance_weight * 0.5 * k * e["orientation"],
-            "velocity": -self.velocity_weight * float(np.linalg.norm(v) + np.linalg.norm(w)),
+            "velocity": -self.velocity_weight * float(np.linalg.norm(self._lin) + np.linalg.norm(self._ang)),
             "action_rate": -self.action_rate_weight * self._action_rate(action),
         }
         return float(sum(terms.values())), terms

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor, nn
@@ -100,8 +99,3 @@ class GraphActorCriticPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data.update(network=self.network_name, layout=self.layout, network_kwargs=self.network_kwargs)
         return data
-
-    @torch.no_grad()
-    def action_mean(self, obs: dict[str, Tensor]) -> Tensor:
-        """The Gaussian's mean for a batch of observations (the deterministic action before clipping)."""
-        return self.mlp_extractor.forward_actor(self.extract_features(obs))
