@@ -31,6 +31,7 @@ def test_kernels_import_no_other_project_package():
 
 
 def test_train_entry_point_runs_a_tiny_rl_job(tmp_path):
+    # With the progress bar on, as the Quickstart runs it (SB3's bar needs tqdm and rich installed).
     args = [
         "--total-steps",
         "64",
@@ -46,7 +47,6 @@ def test_train_entry_point_runs_a_tiny_rl_job(tmp_path):
         "1",
         "--hidden",
         "8",
-        "--no-progress",
         "--out",
         str(tmp_path / "rl"),
     ]
