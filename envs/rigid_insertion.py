@@ -116,7 +116,6 @@ class RigidInsertionEnv(RigidTaskEnv):
             "orientation": -w * 0.5 * k * e["orientation"],
             "height": -w * 0.5 * e["height"],
         }
-        self._action_rate(action)
         return float(sum(terms.values())), terms
 
     def _is_success(self, e: dict[str, float]) -> bool:
