@@ -29,15 +29,23 @@ class EqMotion(nn.Module):
 
     1. Centre on the mean ``c`` over valid agents and frames; velocities are frame differences.
     2. Equivariant features: ``C`` vector channels per agent from bias-free linear maps over time,
-       ``X = W_x (x - c)`` and ``V = W_v v``; invariant features ``h`` from channel norms and
-       ``<X_c, V_c>`` (and optional node features).
+       ``X = W_x (x - c)`` and ``V = W_v v``; invariant features ``h`` from ``log(1 + |X_c|)``,
+       ``log(1 + |V_c|)`` and the cosine of ``X_c, V_c`` (and optional node features). The logarithms keep
+       the input of the invariant MLPs bounded in scale when a scene is wider than any seen in training.
     3. Invariant interaction reasoning, once: soft edge categories
        ``softmax(MLP[h_i, h_j, |X_i,c - X_j,c|])`` over ``edge_types`` types.
     4. ``layers`` times: an :class:`~kernels.EGNNConv` with C channels and the categories as edge
-       attributes (per-channel coordinate messages, gated); a velocity term ``X += phi_v(h) V``; inner-agent
-       attention ``X_c += phi_a(h)_c (X_c - mean_c X)``; the equivariant non-linearity (channel mixes
-       ``q, k``; where ``<q, k> < 0`` the part of ``q`` along ``k`` is removed) as a residual.
-    5. Output: a bias-free linear map from C channels to ``modes x future_frames`` frames, plus ``c``.
+       attributes (per-channel coordinate messages, gated), then ``LayerNorm(h)``; a velocity term
+       ``X += tanh(phi_v(h)) V``; inner-agent attention ``X_c += tanh(phi_a(h))_c (X_c - mean_c X)``; the
+       equivariant non-linearity (channel mixes ``q, k``; where ``<q, k> < 0`` the part of ``q`` along ``k``
+       is removed) as a residual.
+    5. Output: a bias-free linear map from C channels to ``modes x future_frames`` displacements, added to
+       each agent's last observed position.
+
+    Why the norm and the ``tanh``: the per-layer updates multiply ``X`` by gates computed from ``h``; left
+    unbounded, a crowd denser or wider than the training scenes (ETH/UCY's univ) compounded them over the
+    layers into predictions thousands of metres off. Anchoring at the last observed position (rather than
+    the group centre) makes "stand still" the zero output, so the network learns corrections to it.
 
     Every step is E(D)-equivariant (rotations, reflections, translations) and permutation-equivariant over
     agents. Edges join all valid agents of a sample (``mask``); pass ``edge_index`` to use another graph.
@@ -83,6 +91,7 @@ class EqMotion(nn.Module):
                 for _ in range(num_layers)
             ]
         )
+        self.norms = nn.ModuleList([nn.LayerNorm(H) for _ in range(num_layers)])
         self.vel_gate = nn.ModuleList([nn.Linear(H, C) for _ in range(num_layers)])
         self.inner_gate = nn.ModuleList([nn.Linear(H, C) for _ in range(num_layers)])
         self.q_mix = nn.ModuleList([nn.Linear(C, C, bias=False) for _ in range(num_layers)])
@@ -119,7 +128,8 @@ class EqMotion(nn.Module):
         v = (past[:, :, 1:] - past[:, :, :-1]) * w
         X = self.pos_in(x.transpose(2, 3)).transpose(2, 3).reshape(B * N, -1, D)  # [M, C, D]
         V = self.vel_in(v.transpose(2, 3)).transpose(2, 3).reshape(B * N, -1, D)
-        inv = [X.norm(dim=-1), V.norm(dim=-1), (X * V).sum(-1)]
+        x_norm, v_norm = X.norm(dim=-1), V.norm(dim=-1)
+        inv = [torch.log1p(x_norm), torch.log1p(v_norm), (X * V).sum(-1) / (x_norm * v_norm + 1e-6)]
         if self.node_feature_dim:
             inv.append(node_features.reshape(B * N, -1))
         h = self.node_in(torch.cat(inv, -1))
@@ -131,16 +141,17 @@ class EqMotion(nn.Module):
         logits = self.edge_category(torch.cat([h.index_select(0, dst), h.index_select(0, src), dist], -1))
         categories = F.softmax(logits, -1)
 
-        for conv, vel_gate, inner_gate, q_mix, k_mix in zip(
-            self.convs, self.vel_gate, self.inner_gate, self.q_mix, self.k_mix, strict=True
+        for conv, norm, vel_gate, inner_gate, q_mix, k_mix in zip(
+            self.convs, self.norms, self.vel_gate, self.inner_gate, self.q_mix, self.k_mix, strict=True
         ):
             h, X = conv(h, X, edge_index, categories)
-            X = X + vel_gate(h).unsqueeze(-1) * V
-            X = X + inner_gate(h).unsqueeze(-1) * (X - X.mean(1, keepdim=True))
+            h = norm(h)
+            X = X + torch.tanh(vel_gate(h)).unsqueeze(-1) * V
+            X = X + torch.tanh(inner_gate(h)).unsqueeze(-1) * (X - X.mean(1, keepdim=True))
             q, k = self._mix(q_mix, X), self._mix(k_mix, X)
             dot = (q * k).sum(-1, keepdim=True)
             k2 = (k * k).sum(-1, keepdim=True).clamp(min=1e-6)
             X = X + torch.where(dot < 0, q - dot / k2 * k, q)
 
         pred = self._mix(self.out, X)  # [M, K * T_f, D]
-        return pred.reshape(B, N, self.modes, self.future_frames, D) + centre.unsqueeze(2)
+        return pred.reshape(B, N, self.modes, self.future_frames, D) + past[:, :, None, -1:]
