@@ -1,6 +1,8 @@
 """Trajectory prediction accuracy and training throughput against published numbers.
 
-Run: ``python -m benchmarks.motion [--minutes 15] [--scenes eth,hotel,univ,zara1,zara2] [--skip-charged]``
+Run: ``python -m benchmarks.motion [--minutes 15] [--scenes eth,hotel,univ,zara1,zara2] [--skip-charged]
+[--rounds R]`` (``--rounds``: a fixed number of ETH/UCY validation rounds instead of a wall-clock budget, for
+comparable runs on a busy machine)
 (``--quick`` for a smoke run on tiny data).
 
 Charged particles (10 observed -> 20 predicted frames, 3,000 training systems): EqMotion trained for a
@@ -19,6 +21,9 @@ from pathlib import Path
 
 import torch
 
+from motion.data.datasets import PedestrianWindows, pad_collate
+from motion.data.eth_ucy import load_split
+from motion.metrics import displacement_sums
 from motion.training import MotionConfig, run
 
 PUBLISHED_CHARGED = {"EqMotion (paper)": (0.141, 0.310), "GeoTDM (paper)": (0.110, 0.258)}
@@ -29,6 +34,19 @@ PUBLISHED_ETH = {  # EqMotion paper, minADE/minFDE, K = 20 (original protocol)
     "zara1": (0.18, 0.32),
     "zara2": (0.13, 0.23),
 }
+
+
+def constant_velocity(scene: str) -> dict[str, float]:
+    """ADE/FDE of extrapolating each focal agent's last observed velocity, on the test split of ``scene``."""
+    cfg = MotionConfig(data="eth_ucy", scene=scene).resolved()
+    data = PedestrianWindows(load_split(scene, "test", None, cfg.past, cfg.future), cfg.past)
+    batch = pad_collate([data[i] for i in range(len(data))])
+    past = batch["past"]
+    steps = torch.arange(1, cfg.future + 1, dtype=past.dtype)[:, None]
+    pred = past[:, :, -1:] + steps * (past[:, :, -1:] - past[:, :, -2:-1])  # [B, N, T_f, D]
+    sums = displacement_sums(pred[:, :, None], batch["future"], batch["eval_mask"])
+    count = sums.pop("count")
+    return {k: v / count for k, v in sums.items()}
 
 
 def plot_curves(runs: dict[str, Path], path: Path, metric: str) -> None:
@@ -61,6 +79,9 @@ def main() -> None:
     parser.add_argument("--scenes", default="eth,hotel,univ,zara1,zara2")
     parser.add_argument("--skip-charged", action="store_true")
     parser.add_argument("--epoch-batches", type=int, default=50, help="ETH/UCY batches between validations")
+    parser.add_argument(
+        "--rounds", type=int, default=0, help="ETH/UCY: train for this many validation rounds instead of --minutes"
+    )
     parser.add_argument("--out", default="runs/bench_motion")
     parser.add_argument("--quick", action="store_true", help="tiny data and budgets (a smoke run)")
     parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNGs")
@@ -102,8 +123,8 @@ def main() -> None:
                 data="eth_ucy",
                 scene=scene,
                 out=str(out / f"eth_ucy_{scene}"),
-                epochs=10_000,
-                max_minutes=args.minutes,
+                epochs=args.rounds or 10_000,
+                max_minutes=0 if args.rounds else args.minutes,
                 progress=False,
                 epoch_batches=args.epoch_batches,
             )
@@ -112,12 +133,12 @@ def main() -> None:
             res = run(MotionConfig(**kwargs))
             rows.append((scene, res))
         print("\nETH/UCY, 8 -> 12 frames, best-of-K on focal agents: minADE / minFDE (honest) | minFDE (any mode)")
-        print(f"{'scene':<8} | {'ours':>13} | {'min_fde_any':>11} | {'paper':>11}")
+        print(f"{'scene':<8} | {'ours':>13} | {'min_fde_any':>11} | {'const. vel.':>13} | {'paper':>11}")
         for scene, res in rows:
-            paper = PUBLISHED_ETH[scene]
+            paper, cv = PUBLISHED_ETH[scene], constant_velocity(scene)
             print(
                 f"{scene:<8} | {res['min_ade']:5.2f} / {res['min_fde']:5.2f} | {res['min_fde_any']:11.2f} | "
-                f"{paper[0]:.2f} / {paper[1]:.2f}"
+                f"{cv['ade']:5.2f} / {cv['fde']:5.2f} | {paper[0]:.2f} / {paper[1]:.2f}"
             )
         plot_curves({s: out / f"eth_ucy_{s}" for s in scenes}, Path(args.plots) / "motion_eth_ucy_val.png", "minADE")
         if len(rows) == len(PUBLISHED_ETH):
