@@ -7,11 +7,18 @@ A thin MuJoCo base (:mod:`envs.base`) and one task per module. Rigid tasks (regi
 - ``RigidInsertion-v0``: a gripper holding a peg inserts it into the matching hole.
 - ``RigidInsertionTwoAgents-v0``: two grippers holding a peg insert it into a tilted hole.
 
-Each takes ``shape=`` (a name, ``"train"``, ``"unseen"`` or a list; see :mod:`envs.shapes`). Observations
-are ``Dict`` spaces of world-frame node vectors whose graph layout is ``env.unwrapped.graph_spec``;
+Each takes ``shape=`` (a name, ``"train"``, ``"unseen"`` or a list; see :mod:`envs.shapes`). Deformable tasks
+(ropes and cloth as MuJoCo flexes whose end or corner vertices are the grippers, :mod:`envs.deformable`):
+
+- ``RopeClosing-v0``: two grippers lay a 40-link rope around a cylindrical hanger and join its ends.
+- ``RopeShaping-v0``: two grippers lay an 80-link rope out as a "W".
+- ``ClothHanging-v0``: four corner grippers hang a cloth by its hole on a peg (``holes="train"`` or
+  ``"held_out"``; ``all_particles=True`` adds every cloth particle for critics).
+
+Observations are ``Dict`` spaces of world-frame node vectors whose graph layout is ``env.unwrapped.graph_spec``;
 ``info["is_success"]`` and one ``info["reward_<term>"]`` per reward term come with every step.
-:class:`gymnasium.wrappers.FlattenObservation` gives a flat vector for MLP baselines. The deformable tasks
-(rope closing and shaping, cloth hanging) are not built yet. ``envs`` never imports ``motion``.
+:class:`gymnasium.wrappers.FlattenObservation` gives a flat vector for MLP baselines. ``envs`` never imports
+``motion``.
 """
 
 import os
@@ -23,10 +30,13 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
 from gymnasium.envs.registration import register
 
 from envs.base import GraphSpec, MujocoGraphEnv
+from envs.cloth_hanging import ClothHangingEnv
 from envs.rigid_insertion import RigidInsertionEnv
 from envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
 from envs.rigid_pushing import RigidPushingEnv
 from envs.rigid_sliding import RigidSlidingEnv
+from envs.rope_closing import RopeClosingEnv
+from envs.rope_shaping import RopeShapingEnv
 
 RIGID_TASKS = {
     "RigidSliding-v0": "envs.rigid_sliding:RigidSlidingEnv",
@@ -35,10 +45,18 @@ RIGID_TASKS = {
     "RigidInsertionTwoAgents-v0": "envs.rigid_insertion_two_agents:RigidInsertionTwoAgentsEnv",
 }
 
-for _id, _entry in RIGID_TASKS.items():
+DEFORMABLE_TASKS = {
+    "RopeClosing-v0": "envs.rope_closing:RopeClosingEnv",
+    "RopeShaping-v0": "envs.rope_shaping:RopeShapingEnv",
+    "ClothHanging-v0": "envs.cloth_hanging:ClothHangingEnv",
+}
+
+for _id, _entry in {**RIGID_TASKS, **DEFORMABLE_TASKS}.items():
     register(id=_id, entry_point=_entry)
 
 __all__ = [
+    "ClothHangingEnv",
+    "DEFORMABLE_TASKS",
     "GraphSpec",
     "MujocoGraphEnv",
     "RigidInsertionEnv",
@@ -46,4 +64,6 @@ __all__ = [
     "RigidPushingEnv",
     "RigidSlidingEnv",
     "RIGID_TASKS",
+    "RopeClosingEnv",
+    "RopeShapingEnv",
 ]
