@@ -5,10 +5,16 @@ Gather/scatter primitives over edges (:mod:`kernels.scatter`), rotation utilitie
 layers: the E(n)-equivariant :class:`EGNNConv`, the position-orientation convolution :class:`FiberConv`
 with its :class:`PolynomialBasis` and residual :class:`FiberBlock`, and :class:`HeteroConv`, one
 convolution per edge type. ``policies`` and ``motion`` build on these; ``kernels`` imports neither.
+On CUDA, :class:`EGNNConv` and :class:`FiberConv` run their message passing as fused Triton kernels
+(:mod:`kernels.fused_egnn`, :mod:`kernels.fused_fiber`; Triton is optional and imported only then); an
+:class:`EdgeLayout` holds a graph's destination-sorted edges for them, built once per graph, and
+:mod:`kernels.backend` (:func:`set_backend`) chooses or forces either path.
 :mod:`kernels.reference` holds straightforward PyG ``MessagePassing`` versions of the same maths, used by the
 tests and benchmarks to check and time the fast paths.
 """
 
+from kernels.backend import set_backend
+from kernels.edge_layout import EdgeLayout
 from kernels.egnn_conv import EGNNConv
 from kernels.fiber_block import ConvNeXtMLP, FiberBlock
 from kernels.fiber_conv import FiberConv
@@ -47,6 +53,8 @@ from kernels.scatter import (
 )
 
 __all__ = [
+    "EdgeLayout",
+    "set_backend",
     "EGNNConv",
     "ConvNeXtMLP",
     "FiberBlock",

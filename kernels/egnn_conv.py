@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kernels.backend import FUSED_DTYPES, Backend, check_backend, resolve_backend
+from kernels.edge_layout import EdgeLayout, as_layout
 from kernels.scatter import check_edge_index, in_degree, scatter_softmax, scatter_sum
 
 __all__ = ["EGNNConv"]
@@ -44,7 +46,9 @@ class EGNNConv(nn.Module):
 
     Speed: the first layer of :math:`\phi_e` is linear in the concatenation ``[h_i, h_j, ...]``, so its
     node terms are computed once per node and then gathered (``N x H`` matmuls instead of ``E x 2F x H``),
-    and the edge terms of ``|dx|^2`` and ``e_ij`` are added by fused ``addmm``.
+    and the edge terms of ``|dx|^2`` and ``e_ij`` are added by fused ``addmm``. On CUDA the per-edge part
+    (both edge MLPs, the gate and both aggregations) runs as one fused Triton kernel
+    (:mod:`kernels.fused_egnn`) that writes no per-edge tensor; see ``backend``.
 
     Args:
         in_channels: node feature size F.
@@ -59,11 +63,14 @@ class EGNNConv(nn.Module):
         residual: add the inputs to the outputs; set False inside :class:`~kernels.HeteroConv`, which sums
             the updates of several edge types, and add the residual once outside.
         tanh: squash the coordinate weights with ``tanh`` (stabilises deep stacks).
+        backend: ``"auto"`` (fused Triton kernels on CUDA when available, PyTorch otherwise), ``"torch"`` or
+            ``"triton"``; see :mod:`kernels.backend`. ``attention="softmax"`` and float64 use PyTorch.
 
     Shapes:
         - h: ``[N, F]`` or a ``(source [N_s, F], destination [N_d, F])`` pair for bipartite graphs
         - x: ``[N, C, D]`` or a pair likewise (any D; D = 2 or 3 in practice)
-        - edge_index: ``[2, E]``, row 0 source, row 1 destination
+        - edge_index: ``[2, E]``, row 0 source, row 1 destination, or an :class:`~kernels.EdgeLayout` of it
+          (built once per graph; saves the per-call index check and the fused path's sort)
         - edge_attr: ``[E, edge_dim]`` or None
         - output: ``(h' [N_d, out_channels], x' [N_d, C, D])``
     """
@@ -81,8 +88,10 @@ class EGNNConv(nn.Module):
         update_coords: bool = True,
         residual: bool = True,
         tanh: bool = False,
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
+        check_backend(backend, "EGNNConv")
         if attention not in ("none", "gate", "softmax"):
             raise ValueError(f"EGNNConv: attention must be 'none', 'gate' or 'softmax', got {attention!r}")
         if coord_aggr not in ("mean", "sum"):
@@ -98,6 +107,7 @@ class EGNNConv(nn.Module):
         self.update_coords = update_coords
         self.residual = residual
         self.tanh = tanh
+        self.backend = backend
 
         # Column layout of edge_lin1's input: [h_i (F) | h_j (F) | |dx|^2 (C) | e_ij (edge_dim)].
         self.edge_lin1 = nn.Linear(2 * in_channels + vector_channels + edge_dim, hidden_channels)
@@ -119,7 +129,13 @@ class EGNNConv(nn.Module):
             nn.init.xavier_uniform_(self.coord_lin2.weight, gain=1e-3)
 
     def _check(
-        self, h_src: Tensor, h_dst: Tensor, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: Tensor | None
+        self,
+        h_src: Tensor,
+        h_dst: Tensor,
+        x_src: Tensor,
+        x_dst: Tensor,
+        edge_index: Tensor | EdgeLayout,
+        edge_attr: Tensor | None,
     ) -> None:
         name = type(self).__name__
         for t, what in ((h_src, "h (source)"), (h_dst, "h (destination)")):
@@ -132,7 +148,11 @@ class EGNNConv(nn.Module):
             raise ValueError(f"{name}: source and destination x differ in dimension D")
         if h_src.size(0) != x_src.size(0) or h_dst.size(0) != x_dst.size(0):
             raise ValueError(f"{name}: h and x must have the same number of nodes")
-        check_edge_index(edge_index, h_src.size(0), h_dst.size(0))
+        if isinstance(edge_index, EdgeLayout):
+            edge_index.check(h_src.size(0), h_dst.size(0), name)  # its indices were checked when it was built
+            edge_index = edge_index.edge_index
+        else:
+            check_edge_index(edge_index, h_src.size(0), h_dst.size(0))
         if self.edge_dim:
             if edge_attr is None or edge_attr.shape != (edge_index.size(1), self.edge_dim):
                 got = None if edge_attr is None else list(edge_attr.shape)
@@ -142,10 +162,25 @@ class EGNNConv(nn.Module):
         elif edge_attr is not None:
             raise ValueError(f"{name}: edge_attr given but the layer was built with edge_dim=0")
 
-    def forward(self, h: Pair, x: Pair, edge_index: Tensor, edge_attr: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def _unsupported(self, h: Tensor, x: Tensor) -> str | None:
+        """The first option of this call that the fused kernels do not implement, or None."""
+        if self.attention == "softmax":
+            return "attention='softmax'"
+        if h.dtype not in FUSED_DTYPES or x.dtype != h.dtype:
+            return f"dtype {h.dtype} (h) / {x.dtype} (x); they implement float32 and bfloat16"
+        return None
+
+    def forward(
+        self, h: Pair, x: Pair, edge_index: Tensor | EdgeLayout, edge_attr: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         h_src, h_dst = _pair(h)
         x_src, x_dst = _pair(x)
         self._check(h_src, h_dst, x_src, x_dst, edge_index, edge_attr)
+        name = type(self).__name__
+        if resolve_backend(self.backend, h_dst.device, self._unsupported(h_dst, x_dst), name) == "triton":
+            return self._forward_fused(h_src, h_dst, x_src, x_dst, edge_index, edge_attr)
+        if isinstance(edge_index, EdgeLayout):
+            edge_index = edge_index.edge_index
         src, dst = edge_index[0], edge_index[1]
         n_dst, C, D = x_dst.shape
         F_in = self.in_channels
@@ -168,9 +203,7 @@ class EGNNConv(nn.Module):
         else:
             m_i = scatter_sum(m, dst, n_dst, validate=False)
 
-        h_out = self.node_lin2(F.silu(self.node_lin1(torch.cat([h_dst, m_i], 1))))
-        if self.residual and self.out_channels == F_in:
-            h_out = h_out + h_dst
+        h_out = self._update_nodes(h_dst, m_i)
         if self.update_coords:
             w = self.coord_lin2(F.silu(self.coord_lin1(m)))  # [E, C]
             if self.tanh:
@@ -187,8 +220,56 @@ class EGNNConv(nn.Module):
             x_out = x_dst if self.residual else torch.zeros_like(x_dst)
         return h_out, x_out
 
+    def _update_nodes(self, h_dst: Tensor, m_i: Tensor) -> Tensor:
+        h_out = self.node_lin2(F.silu(self.node_lin1(torch.cat([h_dst, m_i], 1))))
+        if self.residual and self.out_channels == self.in_channels:
+            h_out = h_out + h_dst
+        return h_out
+
+    def _forward_fused(
+        self,
+        h_src: Tensor,
+        h_dst: Tensor,
+        x_src: Tensor,
+        x_dst: Tensor,
+        edge_index: Tensor | EdgeLayout,
+        edge_attr: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        # Imported here: it imports triton, which is optional.
+        from kernels.fused_egnn import fused_egnn_edges
+
+        layout = as_layout(edge_index, h_src.size(0), h_dst.size(0))
+        F_in = self.in_channels
+        W = self.edge_lin1.weight
+        coord = self.update_coords
+        m_i, dx_i = fused_egnn_edges(
+            layout,
+            F.linear(h_dst, W[:, :F_in], self.edge_lin1.bias),
+            F.linear(h_src, W[:, F_in : 2 * F_in]),
+            x_dst,
+            x_src,
+            W[:, 2 * F_in :],
+            edge_attr,
+            self.edge_lin2.weight,
+            self.edge_lin2.bias,
+            self.att_lin.weight.view(-1) if self.att_lin is not None else None,
+            self.att_lin.bias if self.att_lin is not None else None,
+            self.coord_lin1.weight if coord else None,
+            self.coord_lin1.bias if coord else None,
+            self.coord_lin2.weight if coord else None,
+            self.tanh,
+            self.norm_constant,
+        )
+        h_out = self._update_nodes(h_dst, m_i)
+        if not coord:
+            return h_out, x_dst if self.residual else torch.zeros_like(x_dst)
+        if self.coord_aggr == "mean":
+            dx_i = dx_i / layout.degree.to(dx_i.dtype).clamp(min=1).view(-1, 1, 1)
+        return h_out, x_dst + dx_i if self.residual else dx_i
+
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, hidden={self.hidden_channels}, "
-            f"vector_channels={self.vector_channels}, edge_dim={self.edge_dim}, attention={self.attention!r}"
+            f"vector_channels={self.vector_channels}, edge_dim={self.edge_dim}, attention={self.attention!r}, "
+            f"backend={self.backend!r}"
         )

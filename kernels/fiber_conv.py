@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kernels.backend import FUSED_DTYPES, Backend, check_backend, resolve_backend
+from kernels.edge_layout import EdgeLayout, as_layout
 from kernels.fiber_message import fiber_message
 from kernels.scatter import check_edge_index, in_degree
 
@@ -37,7 +39,8 @@ class FiberConv(nn.Module):
     :class:`~kernels.HeteroConv` sums several of these layers (one per edge type) first.
 
     The first step runs fused and chunked over edges (:func:`kernels.fiber_message.fiber_message`), so no
-    ``[E, O, C]`` tensor is kept for the backward pass.
+    ``[E, O, C]`` tensor is kept for the backward pass; on CUDA it runs as fused Triton kernels
+    (:mod:`kernels.fused_fiber`) that write no per-edge tensor at all (see ``backend``).
 
     Args:
         in_channels: channels C of the input features.
@@ -45,11 +48,14 @@ class FiberConv(nn.Module):
         basis_dim: size B of the spatial and fiber bases.
         aggr: ``"sum"`` or ``"mean"`` over incoming edges.
         bias: learn the bias ``b``.
+        backend: ``"auto"`` (fused Triton kernels on CUDA when available, PyTorch otherwise), ``"torch"`` or
+            ``"triton"``; see :mod:`kernels.backend`. float64 uses PyTorch.
 
     Shapes:
         - f: ``[N, O, C]`` or a ``(source [N_s, O, C], destination [N_d, O, *])`` pair for bipartite graphs
           (only the destination's length is used)
-        - edge_index: ``[2, E]``, row 0 source, row 1 destination
+        - edge_index: ``[2, E]``, row 0 source, row 1 destination, or an :class:`~kernels.EdgeLayout` of it
+          (built once per graph; saves the per-call index check and the fused path's sort)
         - spatial_basis: ``[E, O, B]``
         - fiber_basis: ``[O, O, B]``, indexed ``[p (output direction), o (input direction)]``
         - output: ``[N_d, O, out_channels]``
@@ -62,14 +68,17 @@ class FiberConv(nn.Module):
         basis_dim: int,
         aggr: Literal["sum", "mean"] = "sum",
         bias: bool = True,
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
+        check_backend(backend, "FiberConv")
         if aggr not in ("sum", "mean"):
             raise ValueError(f"FiberConv: aggr must be 'sum' or 'mean', got {aggr!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.basis_dim = basis_dim
         self.aggr = aggr
+        self.backend = backend
         self.spatial_kernel = nn.Linear(basis_dim, in_channels, bias=False)
         self.fiber_kernel = nn.Linear(basis_dim, in_channels, bias=False)
         self.linear = nn.Linear(in_channels, out_channels, bias=bias)
@@ -81,14 +90,23 @@ class FiberConv(nn.Module):
         self.linear.reset_parameters()
 
     def _check(
-        self, f_src: Tensor, f_dst: Tensor, edge_index: Tensor, spatial_basis: Tensor, fiber_basis: Tensor
+        self,
+        f_src: Tensor,
+        f_dst: Tensor,
+        edge_index: Tensor | EdgeLayout,
+        spatial_basis: Tensor,
+        fiber_basis: Tensor,
     ) -> None:
         name = type(self).__name__
         if f_src.dim() != 3 or f_src.size(-1) != self.in_channels:
             raise ValueError(f"{name}: f must have shape [N, O, {self.in_channels}], got {list(f_src.shape)}")
         if f_dst.dim() != 3 or f_dst.size(1) != f_src.size(1):
             raise ValueError(f"{name}: destination f must have shape [N, {f_src.size(1)}, *], got {list(f_dst.shape)}")
-        check_edge_index(edge_index, f_src.size(0), f_dst.size(0))
+        if isinstance(edge_index, EdgeLayout):
+            edge_index.check(f_src.size(0), f_dst.size(0), name)  # its indices were checked when it was built
+            edge_index = edge_index.edge_index
+        else:
+            check_edge_index(edge_index, f_src.size(0), f_dst.size(0))
         E, O, B = edge_index.size(1), f_src.size(1), self.basis_dim
         if spatial_basis.shape != (E, O, B):
             raise ValueError(
@@ -99,19 +117,37 @@ class FiberConv(nn.Module):
                 f"{name}: fiber_basis must have shape [O={O}, O={O}, B={B}], got {list(fiber_basis.shape)}"
             )
 
-    def forward(self, f: Pair, edge_index: Tensor, spatial_basis: Tensor, fiber_basis: Tensor) -> Tensor:
+    def forward(self, f: Pair, edge_index: Tensor | EdgeLayout, spatial_basis: Tensor, fiber_basis: Tensor) -> Tensor:
         f_src, f_dst = (f[0], f[1]) if isinstance(f, tuple) else (f, f)
         self._check(f_src, f_dst, edge_index, spatial_basis, fiber_basis)
-        dst = edge_index[1]
         n_dst, O = f_dst.size(0), f_src.size(1)
 
-        g = fiber_message(spatial_basis, self.spatial_kernel.weight, f_src, edge_index, n_dst)  # [N, O, C]
+        unsupported = None
+        if f_src.dtype not in FUSED_DTYPES or spatial_basis.dtype != f_src.dtype:
+            unsupported = f"dtype {f_src.dtype} (f) / {spatial_basis.dtype} (basis); only float32 and bfloat16"
+        if resolve_backend(self.backend, f_src.device, unsupported, type(self).__name__) == "triton":
+            # Imported here: it imports triton, which is optional.
+            from kernels.fused_fiber import fused_fiber_message
+
+            layout = as_layout(edge_index, f_src.size(0), n_dst)
+            g = fused_fiber_message(spatial_basis, self.spatial_kernel.weight, f_src, layout)
+            degree = layout.degree
+        else:
+            if isinstance(edge_index, EdgeLayout):
+                edge_index = edge_index.edge_index
+            g = fiber_message(spatial_basis, self.spatial_kernel.weight, f_src, edge_index, n_dst)  # [N, O, C]
+            degree = None
         if self.aggr == "mean":
-            g = g / in_degree(dst, n_dst, g.dtype).clamp_(min=1).view(-1, 1, 1)
+            if degree is None:
+                degree = in_degree(edge_index[1], n_dst, g.dtype)
+            g = g / degree.to(g.dtype).clamp(min=1).view(-1, 1, 1)
         kernel = self.fiber_kernel(fiber_basis)  # [O(p), O(o), C]
         # Channels as the batch of one matmul each; contiguous operands make the small GEMMs faster.
         g = torch.bmm(g.permute(2, 0, 1).contiguous(), kernel.permute(2, 1, 0).contiguous()).permute(1, 2, 0) / O
         return F.linear(g, self.linear.weight, self.linear.bias)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, basis_dim={self.basis_dim}, aggr={self.aggr!r}"
+        return (
+            f"{self.in_channels}, {self.out_channels}, basis_dim={self.basis_dim}, aggr={self.aggr!r}, "
+            f"backend={self.backend!r}"
+        )
