@@ -14,6 +14,7 @@ import matplotlib.image
 
 import envs
 from envs.scripted import scripted_action
+from envs.scripted_deformable import scripted_deformable_action
 
 # A different shape per task, so the README shows several.
 SHAPES = {
@@ -22,16 +23,20 @@ SHAPES = {
     "RigidInsertion-v0": "plus",
     "RigidInsertionTwoAgents-v0": "heart",
 }
-# The two-gripper peg travels far before the hole is in view.
-STEPS = {"RigidInsertionTwoAgents-v0": 75}
+# The two-gripper peg travels far before the hole is in view; the deformable tasks show their end state.
+STEPS = {"RigidInsertionTwoAgents-v0": 75, "RopeClosing-v0": 150, "RopeShaping-v0": 199, "ClothHanging-v0": 99}
+SEEDS = {"RopeShaping-v0": 6}  # a start where the scripted W succeeds
 
 
 def render_task(env_id: str, out: Path, seed: int = 0, step: int = 30, size: int = 480) -> Path:
     """Run the scripted controller for ``step`` steps and save the rendered frame as a PNG."""
-    env = gym.make(env_id, render_mode="rgb_array", width=size, height=size, shape=SHAPES.get(env_id, "train"))
-    env.reset(seed=seed)
+    deformable = env_id in envs.DEFORMABLE_TASKS
+    kwargs = {} if deformable else {"shape": SHAPES.get(env_id, "train")}
+    env = gym.make(env_id, render_mode="rgb_array", width=size, height=size, **kwargs)
+    controller = scripted_deformable_action if deformable else scripted_action
+    env.reset(seed=SEEDS.get(env_id, seed))
     for _ in range(step):
-        env.step(scripted_action(env.unwrapped))
+        env.step(controller(env.unwrapped))
     path = out / f"{env_id}.png"
     matplotlib.image.imsave(path, env.render())
     env.close()
@@ -45,7 +50,7 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=None, help="control steps before the frame (default per task)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for env_id in envs.RIGID_TASKS:
+    for env_id in [*envs.RIGID_TASKS, *envs.DEFORMABLE_TASKS]:
         step = args.step if args.step is not None else STEPS.get(env_id, 30)
         print(render_task(env_id, args.out, args.seed, step))
 

@@ -81,7 +81,7 @@ class RopeClosingEnv(RopeTaskEnv):
             f'<body name="hanger" mocap="true"><geom type="cylinder" size="{HANGER_RADIUS} {HANGER_HEIGHT / 2}" '
             f'pos="0 0 {HANGER_HEIGHT / 2}" rgba="0.55 0.6 0.7 1" friction="0.3 0.005 0.0001"/></body>'
         )
-        return self.scene_xml("rope_closing", hanger + "\n" + bodies, flex, camera="0 -4.5 6")
+        return self.scene_xml("rope_closing", hanger + "\n" + bodies, flex, camera="0 -3 3.6")
 
     def _task_reset(self, options: dict[str, Any]) -> None:
         self._begin_episode()

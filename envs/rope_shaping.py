@@ -117,8 +117,12 @@ class RopeShapingEnv(RopeTaskEnv):
 
     def _task_xml(self, variant: Any) -> str:
         bodies, flex = self.rope_xml()
-        # An empty marker body for the camera to aim at (the origin, where the rope starts).
-        marker = '<body name="hanger" pos="0 0 0"/>'
+        # A marker body for the camera to aim at (the origin, where the rope starts), and the W drawn as
+        # visual-only sites on a kinematic body that the episode turns by its target yaw.
+        sites = "".join(
+            f'<site pos="{x:.5g} {y:.5g} 0.002" size="0.03" rgba="0.2 0.8 0.3 0.6"/>' for x, y in self.w_local
+        )
+        marker = f'<body name="hanger" pos="0 0 0"/>\n<body name="goal" mocap="true">{sites}</body>'
         return self.scene_xml("rope_shaping", marker + "\n" + bodies, flex, camera="0 -7 10")
 
     def _task_reset(self, options: dict[str, Any]) -> None:
@@ -128,6 +132,7 @@ class RopeShapingEnv(RopeTaskEnv):
         angle = rng.uniform(math.pi / 4, math.pi / 2) * (1 if rng.uniform() < 0.5 else -1)
         self.set_vertices(self.straight_rope(np.zeros(2), angle))
         self.target_yaw = rng.uniform(-math.pi / 2, math.pi / 2)
+        self.data.mocap_quat[0] = [math.cos(self.target_yaw / 2), 0.0, 0.0, math.sin(self.target_yaw / 2)]
         R = yaw_matrix(self.target_yaw)[:2, :2]
         pts = self.w_local @ R.T
         self.target_pos = np.column_stack([pts, np.full(len(pts), self.rope_radius)])
