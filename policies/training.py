@@ -3,8 +3,9 @@
 Read top to bottom: configuration, environments, evaluation, the callback that evaluates and checkpoints,
 then :func:`run` (train) and :func:`evaluate_checkpoint` (load and roll out). Outputs in ``out``:
 ``run.json`` (the configuration), ``last.zip`` (atomic checkpoint, written at every evaluation and at the
-end), TensorBoard logs (``tb/``: SB3's ``rollout/`` and ``train/`` scalars plus ``eval/``), ``summary.json``
-and ``learning_curve.png``.
+end; with ``reward_norm.pkl``, the reward scaler's statistics, when rewards are normalised), TensorBoard
+logs (``tb/``: SB3's ``rollout/`` and ``train/`` scalars plus ``eval/``), ``summary.json`` and
+``learning_curve.png``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
 import envs
 from policies import POLICIES, make_policy
@@ -68,6 +69,10 @@ class RLConfig:
     """Adam learning rate."""
     ent_coef: float = 0.005
     """Entropy bonus."""
+    normalize_reward: bool = True
+    """Scale rewards by a running estimate of the return's standard deviation (VecNormalize, rewards only;
+    observations stay raw so equivariance holds). The graph policies share their network between actor and
+    critic, so unscaled value targets of about -100 would swamp the policy gradient."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -107,7 +112,12 @@ def evaluate_both(predict, cfg: RLConfig, seed: int) -> dict[str, float]:
 
 
 def save_atomic(model: PPO, path: Path) -> None:
-    """Save a model so that a crash never leaves a half-written checkpoint at ``path``."""
+    """Save a model (and its reward scaler) so that a crash never leaves a half-written checkpoint."""
+    venv = model.get_env()
+    if isinstance(venv, VecNormalize):
+        tmp = path.with_name("reward_norm.tmp.pkl")
+        venv.save(tmp)
+        os.replace(tmp, path.with_name("reward_norm.pkl"))
     tmp = path.with_name(path.stem + ".tmp.zip")
     model.save(tmp)
     os.replace(tmp, path)
@@ -172,24 +182,32 @@ def run(cfg: RLConfig) -> dict:
         if cfg.device == "auto" and torch.cuda.is_available()
         else ("cpu" if cfg.device == "auto" else cfg.device)
     )
+    last = out / "last.zip"
+    if cfg.resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
+        saved = json.loads((out / "run.json").read_text())
+        if saved["task"] != cfg.task or saved["policy"] != cfg.policy:
+            raise ValueError(f"--resume: {last} is a {saved['policy']} run on {saved['task']}")
     vec_cls = SubprocVecEnv if cfg.subproc else DummyVecEnv
     venv = make_vec_env(cfg.task, cfg.n_envs, seed=cfg.seed, vec_env_cls=vec_cls, env_kwargs={"shape": "train"})
+    first_env = venv.envs[0] if hasattr(venv, "envs") else None
+    if cfg.normalize_reward:
+        scaler = out / "reward_norm.pkl"
+        if cfg.resume and scaler.is_file():
+            venv = VecNormalize.load(str(scaler), venv)
+        else:
+            venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=0.99)
 
     history: list[dict] = []
     if cfg.resume:
-        last, meta = out / "last.zip", out / "run.json"
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
-        saved = json.loads(meta.read_text())
-        if saved["task"] != cfg.task or saved["policy"] != cfg.policy:
-            raise ValueError(f"--resume: {last} is a {saved['policy']} run on {saved['task']}")
         model = PPO.load(last, env=venv, device=device)
         if (out / "history.json").is_file():
             history = json.loads((out / "history.json").read_text())
     else:
         policy, policy_kwargs = make_policy(
             cfg.policy,
-            venv.envs[0] if hasattr(venv, "envs") else gym.make(cfg.task),
+            first_env or gym.make(cfg.task),
             **({"hidden": cfg.hidden} if cfg.policy != "mlp" else {}),
         )
         model = PPO(
