@@ -11,7 +11,8 @@ For every edge ``j -> i`` (``dx = x_i - x_j``, ``[C, D]``), one kernel computes 
 
 without writing any ``[E, H]`` tensor to memory: a program takes a block of destination-sorted edges
 (:class:`~kernels.EdgeLayout`), gathers the node terms, runs both MLPs on the block with ``tl.dot`` and adds
-the results into the node outputs with atomics. The backward kernel recomputes the forward of each block
+the results into the node outputs with atomics. Programs loop over blocks (as many programs as fill the GPU),
+so each loads the weights once. The backward kernel recomputes the forward of each block
 (nothing per edge is saved) and accumulates the weight gradients of its blocks in registers; each program
 writes one partial sum, and the partials are added with ``torch.sum`` (deterministic, and no atomics on the
 small, hot weight tensors). Gradients of node inputs are added with atomics.
@@ -60,6 +61,7 @@ def _egnn_fwd(
     MI,
     DXI,
     E,
+    num_blocks,
     kappa,
     tiny,
     H: tl.constexpr,
@@ -79,69 +81,74 @@ def _egnn_fwd(
 ):
     KS: tl.constexpr = C + ED  # columns of W1S: [|dx|^2 (C) | edge attributes (ED)]
     pid = tl.program_id(0)
-    e = pid * BE + tl.arange(0, BE)
-    me = e < E
-    src = tl.load(SRC + e, mask=me, other=0).to(tl.int64)
-    dst = tl.load(DST + e, mask=me, other=0).to(tl.int64)
+    nprog = tl.num_programs(0)
     hh = tl.arange(0, HP)
     mh = hh < H
     cc = tl.arange(0, CP)
     mc = cc < C
     dd = tl.arange(0, DP)
-    m2 = me[:, None] & mh[None, :]
+    kk = tl.arange(0, EP)
+    mk = kk < ED
     mhh = mh[:, None] & mh[None, :]
-
-    pre = tl.load(A + dst[:, None] * H + hh[None, :], mask=m2, other=0.0).to(tl.float32)
-    pre += tl.load(BV + src[:, None] * H + hh[None, :], mask=m2, other=0.0).to(tl.float32)
     off3 = cc[None, :, None] * D + dd[None, None, :]
-    m3 = me[:, None, None] & mc[None, :, None] & (dd < D)[None, None, :]
-    dx = tl.load(XD + dst[:, None, None] * (C * D) + off3, mask=m3, other=0.0).to(tl.float32)
-    dx -= tl.load(XS + src[:, None, None] * (C * D) + off3, mask=m3, other=0.0).to(tl.float32)
-    d2 = tl.sum(dx * dx, axis=2)  # [BE, CP]
+
+    # Weights, loaded once per program (programs loop over edge blocks); "t" marks a transposed copy ([in, out]).
     wdt = tl.load(W1S + hh[None, :] * KS + cc[:, None], mask=mc[:, None] & mh[None, :], other=0.0).to(tl.float32)
-    pre += tl.dot(d2, wdt, input_precision="ieee")
-    if ED > 0:
-        kk = tl.arange(0, EP)
-        mk = kk < ED
-        perm = tl.load(PERM + e, mask=me, other=0)
-        ea = tl.load(EA + perm[:, None] * ED + kk[None, :], mask=me[:, None] & mk[None, :], other=0.0).to(tl.float32)
-        wet = tl.load(W1S + hh[None, :] * KS + C + kk[:, None], mask=mk[:, None] & mh[None, :], other=0.0)
-        pre += tl.dot(ea, wet.to(tl.float32), input_precision="ieee")
-    s1 = pre * tl.sigmoid(pre)
+    wet = tl.load(W1S + hh[None, :] * KS + C + kk[:, None], mask=mk[:, None] & mh[None, :], other=0.0)
+    w2t = tl.load(W2 + hh[None, :] * H + hh[:, None], mask=mhh, other=0.0)
+    b2 = tl.load(B2 + hh, mask=mh, other=0.0).to(tl.float32)
 
-    w2t = tl.load(W2 + hh[None, :] * H + hh[:, None], mask=mhh, other=0.0)  # [k, n] = W2[n, k]
-    if LOW:
-        z = tl.dot(s1.to(tl.bfloat16), w2t.to(tl.bfloat16))
-    else:
-        z = tl.dot(s1, w2t.to(tl.float32), input_precision="ieee")
-    z += tl.load(B2 + hh, mask=mh, other=0.0).to(tl.float32)[None, :]
-    m = z * tl.sigmoid(z)
-    m = tl.where(m2, m, 0.0)
+    for blk in range(pid, num_blocks, nprog):
+        e = blk * BE + tl.arange(0, BE)
+        me = e < E
+        src = tl.load(SRC + e, mask=me, other=0).to(tl.int64)
+        dst = tl.load(DST + e, mask=me, other=0).to(tl.int64)
+        m2 = me[:, None] & mh[None, :]
+        m3 = me[:, None, None] & mc[None, :, None] & (dd < D)[None, None, :]
 
-    if GATE:
-        wa = tl.load(WA + hh, mask=mh, other=0.0).to(tl.float32)
-        a = tl.sigmoid(tl.sum(m * wa[None, :], axis=1) + tl.load(BA).to(tl.float32))
-        tl.atomic_add(MI + dst[:, None] * H + hh[None, :], m * a[:, None], mask=m2)
-    else:
-        tl.atomic_add(MI + dst[:, None] * H + hh[None, :], m, mask=m2)
-
-    if COORD:
-        wc1t = tl.load(WC1 + hh[None, :] * H + hh[:, None], mask=mhh, other=0.0)
+        pre = tl.load(A + dst[:, None] * H + hh[None, :], mask=m2, other=0.0).to(tl.float32)
+        pre += tl.load(BV + src[:, None] * H + hh[None, :], mask=m2, other=0.0).to(tl.float32)
+        dx = tl.load(XD + dst[:, None, None] * (C * D) + off3, mask=m3, other=0.0).to(tl.float32)
+        dx -= tl.load(XS + src[:, None, None] * (C * D) + off3, mask=m3, other=0.0).to(tl.float32)
+        d2 = tl.sum(dx * dx, axis=2)  # [BE, CP]
+        pre += tl.dot(d2, wdt, input_precision="ieee")
+        if ED > 0:
+            perm = tl.load(PERM + e, mask=me, other=0)
+            ea = tl.load(EA + perm[:, None] * ED + kk[None, :], mask=me[:, None] & mk[None, :], other=0.0)
+            pre += tl.dot(ea.to(tl.float32), wet.to(tl.float32), input_precision="ieee")
+        s1 = pre * tl.sigmoid(pre)
         if LOW:
-            zc = tl.dot(m.to(tl.bfloat16), wc1t.to(tl.bfloat16))
+            z = tl.dot(s1.to(tl.bfloat16), w2t.to(tl.bfloat16))
         else:
-            zc = tl.dot(m, wc1t.to(tl.float32), input_precision="ieee")
-        zc += tl.load(BC1 + hh, mask=mh, other=0.0).to(tl.float32)[None, :]
-        c1 = zc * tl.sigmoid(zc)
-        wc2t = tl.load(WC2 + cc[None, :] * H + hh[:, None], mask=mh[:, None] & mc[None, :], other=0.0)
-        w = tl.dot(c1, wc2t.to(tl.float32), input_precision="ieee")  # [BE, CP]
-        if TANH:
-            w = 2.0 * tl.sigmoid(2.0 * w) - 1.0
-        if NORM:
-            u = dx / (tl.sqrt(tl.maximum(d2, tiny)) + kappa)[:, :, None]
+            z = tl.dot(s1, w2t.to(tl.float32), input_precision="ieee")
+        z += b2[None, :]
+        m = z * tl.sigmoid(z)
+        m = tl.where(m2, m, 0.0)
+
+        if GATE:
+            wa = tl.load(WA + hh, mask=mh, other=0.0).to(tl.float32)
+            a = tl.sigmoid(tl.sum(m * wa[None, :], axis=1) + tl.load(BA).to(tl.float32))
+            tl.atomic_add(MI + dst[:, None] * H + hh[None, :], m * a[:, None], mask=m2)
         else:
-            u = dx
-        tl.atomic_add(DXI + dst[:, None, None] * (C * D) + off3, u * w[:, :, None], mask=m3)
+            tl.atomic_add(MI + dst[:, None] * H + hh[None, :], m, mask=m2)
+
+        if COORD:
+            wc1t = tl.load(WC1 + hh[None, :] * H + hh[:, None], mask=mhh, other=0.0)
+            if LOW:
+                zc = tl.dot(m.to(tl.bfloat16), wc1t.to(tl.bfloat16))
+            else:
+                zc = tl.dot(m, wc1t.to(tl.float32), input_precision="ieee")
+            zc += tl.load(BC1 + hh, mask=mh, other=0.0).to(tl.float32)[None, :]
+            c1 = zc * tl.sigmoid(zc)
+            wc2t = tl.load(WC2 + cc[None, :] * H + hh[:, None], mask=mh[:, None] & mc[None, :], other=0.0)
+            w = tl.dot(c1, wc2t.to(tl.float32), input_precision="ieee")  # [BE, CP]
+            if TANH:
+                w = 2.0 * tl.sigmoid(2.0 * w) - 1.0
+            if NORM:
+                u = dx / (tl.sqrt(tl.maximum(d2, tiny)) + kappa)[:, :, None]
+            else:
+                u = dx
+            tl.atomic_add(DXI + dst[:, None, None] * (C * D) + off3, u * w[:, :, None], mask=m3)
 
 
 def _egnn_bwd(
@@ -426,8 +433,9 @@ class _EGNNEdges(torch.autograd.Function):
         )
         meta = _meta(H, C, D, 0 if EA is None else EA.size(1), A.dtype, opts)
         if E:
-            grid = (triton.cdiv(E, meta["BE"]),)
-            _kernel(_egnn_fwd)[grid](*args, MI, DXI, E, opts["kappa"], opts["tiny"], **meta)
+            num_blocks = triton.cdiv(E, meta["BE"])
+            grid = (_num_programs(num_blocks, A.device),)
+            _kernel(_egnn_fwd)[grid](*args, MI, DXI, E, num_blocks, opts["kappa"], opts["tiny"], **meta)
         ctx.save_for_backward(A, BV, XD, XS, W1S, EA, W2, B2, WA, BA, WC1, BC1, WC2)
         ctx.layout, ctx.meta, ctx.opts = layout, meta, opts
         return MI.to(A.dtype), DXI.to(XD.dtype)

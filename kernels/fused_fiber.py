@@ -4,12 +4,13 @@ Computes the same sum as :func:`kernels.fiber_message.fiber_message`,
 
     g[i, o, c] = sum_{e = (j -> i)} (basis[e, o] @ weight.T)[c] * f[j, o, c]
 
-with one program per block of destination-sorted edges (:class:`~kernels.EdgeLayout`) and direction ``o``:
-it multiplies the block's basis rows by the weight with ``tl.dot``, multiplies by the gathered source
-features and adds into ``g`` with atomics, so neither the ``[E, O, C]`` kernel nor the messages are written
-to memory. The backward recomputes the kernel per block; it adds ``grad f`` with atomics, writes
-``grad basis`` (one row per edge and direction, the size of ``basis`` itself) and keeps per-program partial
-sums of ``grad weight`` that the host adds up (deterministic, no atomics on the small weight).
+with programs per direction ``o`` that loop over blocks of destination-sorted edges
+(:class:`~kernels.EdgeLayout`): for each block a program multiplies the basis rows by the weight with
+``tl.dot``, multiplies by the gathered source features and adds into ``g`` with atomics, so neither the
+``[E, O, C]`` kernel nor the messages are written to memory. The backward recomputes the kernel per block;
+it adds ``grad f`` with atomics, writes ``grad basis`` (one row per edge and direction, the size of
+``basis`` itself) and keeps per-program partial sums of ``grad weight`` that the host adds up
+(deterministic, no atomics on the small weight).
 
 Numerics: float32 accumulation; float32 inputs use exact (``ieee``) float32 dot products; bfloat16 inputs
 bfloat16 products with float32 accumulation.
@@ -42,6 +43,7 @@ def _fiber_fwd(
     G,
     E,
     O,
+    num_blocks,
     B: tl.constexpr,
     BP: tl.constexpr,
     C: tl.constexpr,
@@ -50,25 +52,28 @@ def _fiber_fwd(
     LOW: tl.constexpr,
 ):
     pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
     o = tl.program_id(1).to(tl.int64)
-    e = pid * BE + tl.arange(0, BE)
-    me = e < E
-    src = tl.load(SRC + e, mask=me, other=0).to(tl.int64)
-    dst = tl.load(DST + e, mask=me, other=0).to(tl.int64)
-    perm = tl.load(PERM + e, mask=me, other=0)
     bb = tl.arange(0, BP)
     mb = bb < B
     cc = tl.arange(0, CP)
     mc = cc < C
-    basis = tl.load(BASIS + perm[:, None] * (O * B) + o * B + bb[None, :], mask=me[:, None] & mb[None, :], other=0.0)
     wt = tl.load(W + cc[None, :] * B + bb[:, None], mask=mb[:, None] & mc[None, :], other=0.0)  # [B, C] = W.T
-    if LOW:
-        ker = tl.dot(basis.to(tl.bfloat16), wt.to(tl.bfloat16))
-    else:
-        ker = tl.dot(basis.to(tl.float32), wt.to(tl.float32), input_precision="ieee")
-    m2 = me[:, None] & mc[None, :]
-    fj = tl.load(F + src[:, None] * (O * C) + o * C + cc[None, :], mask=m2, other=0.0).to(tl.float32)
-    tl.atomic_add(G + dst[:, None] * (O * C) + o * C + cc[None, :], ker * fj, mask=m2)
+    for blk in range(pid, num_blocks, nprog):
+        e = blk * BE + tl.arange(0, BE)
+        me = e < E
+        src = tl.load(SRC + e, mask=me, other=0).to(tl.int64)
+        dst = tl.load(DST + e, mask=me, other=0).to(tl.int64)
+        perm = tl.load(PERM + e, mask=me, other=0)
+        mbe = me[:, None] & mb[None, :]
+        basis = tl.load(BASIS + perm[:, None] * (O * B) + o * B + bb[None, :], mask=mbe, other=0.0)
+        if LOW:
+            ker = tl.dot(basis.to(tl.bfloat16), wt.to(tl.bfloat16))
+        else:
+            ker = tl.dot(basis.to(tl.float32), wt.to(tl.float32), input_precision="ieee")
+        m2 = me[:, None] & mc[None, :]
+        fj = tl.load(F + src[:, None] * (O * C) + o * C + cc[None, :], mask=m2, other=0.0).to(tl.float32)
+        tl.atomic_add(G + dst[:, None] * (O * C) + o * C + cc[None, :], ker * fj, mask=m2)
 
 
 def _fiber_bwd(
@@ -138,8 +143,11 @@ class _FusedFiberMessage(torch.autograd.Function):
         g = torch.zeros(layout.num_dst, O, C, dtype=torch.float32, device=f.device)
         meta = dict(B=B, BP=_pow2(B), C=C, CP=_pow2(C), BE=_BLOCK_E, LOW=_low(f.dtype))
         if E:
-            grid = (triton.cdiv(E, _BLOCK_E), O)
-            _kernel(_fiber_fwd)[grid](layout.src, layout.dst, layout.perm, basis, weight, f, g, E, O, **meta)
+            num_blocks = triton.cdiv(E, _BLOCK_E)
+            # Programs loop over edge blocks and load the weight once; the directions split the GPU's fill.
+            grid = (triton.cdiv(_num_programs(num_blocks, f.device), O), O)
+            args = (layout.src, layout.dst, layout.perm, basis, weight, f, g, E, O, num_blocks)
+            _kernel(_fiber_fwd)[grid](*args, **meta)
         ctx.save_for_backward(basis, weight, f)
         ctx.layout, ctx.meta = layout, meta
         return g.to(f.dtype)

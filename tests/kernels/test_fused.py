@@ -131,7 +131,8 @@ def _egnn(device, dtype=torch.float32, hidden=16, c=1, **kw):
     return layer
 
 
-def _egnn_inputs(layer, device, n=10, e=40, d=3, dtype=torch.float32):
+def _egnn_inputs(layer, device, n=10, e=70, d=3, dtype=torch.float32):
+    # 70 edges: three blocks of 32 for two programs on the CPU, so programs loop and their partial sums add up.
     g = torch.Generator().manual_seed(1)
     h = torch.randn(n, 8, generator=g).to(device, dtype).requires_grad_()
     x = torch.randn(n, layer.vector_channels, d, generator=g).to(device, dtype).requires_grad_()
@@ -149,7 +150,7 @@ def test_fused_egnn_matches_torch_path_in_float32(device, cfg):
     layout = EdgeLayout.build(ei, h.size(0))
     inputs = [h, x, *layer.parameters()] + ([ea] if ea is not None else [])
     results = _both_paths(layer, lambda: layer(h, x, layout, ea), inputs)
-    _assert_match(results, rtol=1e-5, atol=1e-5)
+    _assert_match(results, rtol=1e-5, atol=1e-5, grad_rtol=1e-5)
     if layer.update_coords:
         assert (results[1][0][1] - (0 if not layer.residual else x)).abs().max() > 1e-2  # coordinates moved
 
@@ -204,7 +205,7 @@ def test_fused_egnn_in_bfloat16_stays_close_to_float32(device):
 
 @pytest.mark.parametrize("aggr", ["sum", "mean"])
 def test_fused_fiber_conv_matches_torch_path_in_float32(device, aggr):
-    n, e, O, C, B = 10, 45, 4, 6, 8  # C and B below the kernels' block of 16: padded
+    n, e, O, C, B = 10, 70, 4, 6, 8  # C and B below the kernels' block of 16: padded; three edge blocks
     conv = FiberConv(C, 5, B, aggr=aggr).to(device)
     g = torch.Generator().manual_seed(3)
     f = torch.randn(n, O, C, generator=g).to(device).requires_grad_()
@@ -212,7 +213,7 @@ def test_fused_fiber_conv_matches_torch_path_in_float32(device, aggr):
     fb = torch.randn(O, O, B, generator=g).to(device).requires_grad_()
     layout = EdgeLayout.build(torch.randint(0, n, (2, e), generator=g).to(device), n)
     results = _both_paths(conv, lambda: conv(f, layout, sb, fb), [f, sb, fb, *conv.parameters()])
-    _assert_match(results, rtol=1e-5, atol=1e-5)
+    _assert_match(results, rtol=1e-5, atol=1e-5, grad_rtol=1e-5)
 
 
 def test_fused_fiber_conv_bipartite_and_only_the_gradients_asked_for(device):
