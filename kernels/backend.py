@@ -61,6 +61,8 @@ def resolve_backend(backend: str, device: torch.device, unsupported: str | None,
     they implement all): ``"auto"`` then falls back to PyTorch, ``"triton"`` raises.
     """
     check_backend(backend, owner)
+    if unsupported is None and torch.are_deterministic_algorithms_enabled():
+        unsupported = "torch.use_deterministic_algorithms(True): they add into their outputs with atomics"
     if backend == "auto":
         env = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
         if env not in _BACKENDS:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels import EdgeLayout, EGNNConv, FiberConv, set_backend
+from kernels import EdgeLayout, EGNNConv, FiberConv, HeteroConv, set_backend
 from kernels.backend import BACKEND_ENV, resolve_backend, triton_available, triton_interpreting
 from tests.geometry import assert_close
 
@@ -291,6 +291,16 @@ def test_auto_uses_torch_on_cpu_and_unsupported_options(monkeypatch):
         resolve_backend("auto", cpu, None, "L")
 
 
+def test_deterministic_mode_keeps_auto_on_the_torch_path(monkeypatch):
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert resolve_backend("auto", torch.device("cuda"), None, "L") == "torch"
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
 def test_forcing_triton_fails_loudly_where_it_cannot_run(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     layer = EGNNConv(4, 8, attention="softmax", backend="triton")
@@ -332,6 +342,18 @@ def test_edge_layout_sorts_by_destination_and_gives_the_same_results_as_edge_ind
         layer(h_s, x_s, layout)
     with pytest.raises(ValueError, match="source index 4 out of range"):
         EdgeLayout.build(ei, 4, 3)
+
+
+def test_hetero_conv_passes_edge_layouts_through():
+    convs = {("a", "r", "b"): FiberConv(4, 4, 4, backend="torch"), ("b", "s", "b"): FiberConv(4, 4, 4, backend="torch")}
+    hetero = HeteroConv(convs).double()
+    f = {"a": {"f": torch.randn(5, 3, 4, dtype=torch.float64)}, "b": {"f": torch.randn(2, 3, 4, dtype=torch.float64)}}
+    edges = {("a", "r", "b"): torch.tensor([[0, 4, 2], [1, 0, 1]]), ("b", "s", "b"): torch.tensor([[0, 1], [1, 1]])}
+    layouts = {et: EdgeLayout.build(ei, f[et[0]]["f"].size(0), f[et[2]]["f"].size(0)) for et, ei in edges.items()}
+    edge_inputs = {et: {"spatial_basis": torch.randn(ei.size(1), 3, 4).double()} for et, ei in edges.items()}
+    fb = torch.randn(3, 3, 4, dtype=torch.float64)
+    out = hetero(f, layouts, edge_inputs, fiber_basis=fb)["b"]
+    assert torch.equal(out, hetero(f, edges, edge_inputs, fiber_basis=fb)["b"])
 
 
 def test_kernels_import_and_run_without_triton():
