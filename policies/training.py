@@ -59,6 +59,11 @@ class RLConfig:
     """Episodes per evaluation, on training shapes and again on unseen shapes."""
     hidden: int = 16
     """Width of the graph networks."""
+    longitudes: int = 4
+    """HEPi/EMPN: directions per ring of the orientation grid (two rings; the policy is exactly equivariant to
+    rotations about the vertical by multiples of 360/longitudes degrees). 4 is about 4x cheaper than 8."""
+    basis_dim: int = 16
+    """HEPi/EMPN: size of the convolution kernel bases."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 256
@@ -84,6 +89,13 @@ def check_config(cfg: RLConfig) -> None:
         raise ValueError(f"unknown policy {cfg.policy!r}; available: {', '.join(POLICIES)}")
     if cfg.total_steps < 1 or cfg.n_envs < 1 or cfg.eval_every < 1:
         raise ValueError("total_steps, n_envs and eval_every must be positive")
+
+
+def network_kwargs(cfg: RLConfig) -> dict[str, int]:
+    """The network options of ``cfg`` that apply to its policy."""
+    if cfg.policy in ("hepi", "empn"):
+        return {"hidden": cfg.hidden, "longitudes": cfg.longitudes, "basis_dim": cfg.basis_dim}
+    return {"hidden": cfg.hidden} if cfg.policy == "transformer" else {}
 
 
 def evaluate_policy(predict, task: str, shapes: str, episodes: int, seed: int) -> dict[str, float]:
@@ -208,7 +220,7 @@ def run(cfg: RLConfig) -> dict:
         policy, policy_kwargs = make_policy(
             cfg.policy,
             first_env or gym.make(cfg.task),
-            **({"hidden": cfg.hidden} if cfg.policy != "mlp" else {}),
+            **network_kwargs(cfg),
         )
         model = PPO(
             policy,

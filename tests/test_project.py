@@ -78,3 +78,13 @@ def test_env_benchmark_quick_run_prints_its_table():
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("Rigid")]
     assert len(rows) == 4 and all(len(r.split("|")) == 6 for r in rows)
+
+
+def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks.rl", "--quick", "--tasks", "RigidSliding-v0", "--policies", "hepi,mlp"]
+    cmd += ["--seeds", "1", "--out", str(tmp_path / "runs"), "--plots", str(tmp_path / "plots")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("RigidSliding")]
+    assert rows == ["hepi", "mlp", "random"]
+    assert (tmp_path / "plots" / "rl_rigidsliding.png").stat().st_size > 1000

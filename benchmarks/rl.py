@@ -1,0 +1,122 @@
+"""Learning curves of the graph policies and baselines at equal environment steps.
+
+Run: ``python -m benchmarks.rl [--steps 100000] [--seeds 3] [--tasks RigidInsertion-v0,RigidPushing-v0]
+[--policies hepi,empn,transformer,mlp]`` (``--quick`` for a smoke run). Each (task, policy, seed) is one
+``train.py`` run in its own folder under ``--out``; finished runs (with a ``summary.json``) are reused, so an
+interrupted benchmark continues where it stopped. Prints final success and return on training and unseen
+shapes (mean ± std over seeds, deterministic policy), the random policy's, and wall-clock minutes per
+million environment steps; plots the mean curves per task to ``--plots``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from policies import POLICIES
+from policies.training import RLConfig, run
+
+
+def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:
+    """Mean success (train and unseen shapes) against environment steps, one line per policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, shapes in zip(axes, ("train", "unseen"), strict=True):
+        for policy, summaries in runs.items():
+            steps = [h["steps"] for h in summaries[0]["history"]]
+            curves = np.array([[h[f"{shapes}_return"] for h in s["history"]][: len(steps)] for s in summaries])
+            mean, std = curves.mean(0), curves.std(0)
+            ax.plot(steps, mean, marker=".", label=policy)
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+        ax.axhline(np.mean([s["random"][f"{shapes}_return"] for s in next(iter(runs.values()))]), color="0.5", lw=1)
+        ax.set_title(f"{shapes} shapes")
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean return (deterministic policy; grey: random)")
+    axes[0].legend()
+    fig.suptitle(f"{task}, mean ± std over seeds")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="RigidInsertion-v0,RigidPushing-v0")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100_000, help="environment steps per run")
+    parser.add_argument("--evals", type=int, default=5, help="evaluations per run (the curve's points)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and shape set")
+    parser.add_argument("--out", default="runs/bench_rl")
+    parser.add_argument("--plots", default="docs/images")
+    parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke test of the script)")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.evals, args.eval_episodes = 256, 2, 1
+    tasks, policies = args.tasks.split(","), args.policies.split(",")
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {args.steps} steps x {args.seeds} seeds per policy")
+
+    rows = []
+    for task in tasks:
+        by_policy: dict[str, list[dict]] = {}
+        for policy in policies:
+            for seed in range(args.seeds):
+                out = Path(args.out) / task / policy / f"seed{seed}"
+                summary_path = out / "summary.json"
+                if summary_path.is_file() and json.loads(summary_path.read_text())["steps"] >= args.steps:
+                    summary = json.loads(summary_path.read_text())
+                else:
+                    cfg = RLConfig(
+                        task=task,
+                        policy=policy,
+                        total_steps=args.steps,
+                        seed=seed,
+                        out=str(out),
+                        eval_every=max(1, args.steps // args.evals),
+                        eval_episodes=args.eval_episodes,
+                        progress=False,
+                    )
+                    if args.quick:
+                        cfg.n_envs, cfg.n_steps, cfg.batch_size, cfg.n_epochs, cfg.hidden = 2, 64, 64, 1, 8
+                    summary = run(cfg)
+                by_policy.setdefault(policy, []).append(summary)
+            rows.append((task, policy, by_policy[policy]))
+        plot(task, by_policy, Path(args.plots) / f"rl_{task.split('-')[0].lower()}.png")
+
+    def stat(summaries: list[dict], key: str, part: str = "final") -> str:
+        v = np.array([s[part][key] for s in summaries])
+        return f"{v.mean():7.1f} ± {v.std():5.1f}" if "return" in key else f"{v.mean():5.0%} ± {v.std():4.0%}"
+
+    print(f"\nFinal deterministic policy after {args.steps} steps, mean ± std over {args.seeds} seeds")
+    header = f"{'task':<26} | {'policy':<11} | {'success train':>13} | {'success unseen':>14} | "
+    header += f"{'return train':>15} | {'return unseen':>15} | {'min / 1M steps':>14}"
+    print(header)
+    print("-" * len(header))
+    for task, policy, summaries in rows:
+        minutes = np.mean([s["train_seconds"] / s["steps"] * 1e6 / 60 for s in summaries])
+        print(
+            f"{task:<26} | {policy:<11} | {stat(summaries, 'train_success'):>13} | "
+            f"{stat(summaries, 'unseen_success'):>14} | {stat(summaries, 'train_return'):>15} | "
+            f"{stat(summaries, 'unseen_return'):>15} | {minutes:14.0f}"
+        )
+        if policy == policies[-1]:
+            print(
+                f"{task:<26} | {'random':<11} | {stat(summaries, 'train_success', 'random'):>13} | "
+                f"{stat(summaries, 'unseen_success', 'random'):>14} | "
+                f"{stat(summaries, 'train_return', 'random'):>15} | {stat(summaries, 'unseen_return', 'random'):>15} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
