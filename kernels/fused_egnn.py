@@ -377,6 +377,12 @@ def _pow2(n: int, lo: int = 16) -> int:
     return max(lo, triton.next_power_of_2(max(n, 1)))
 
 
+def _warps(hp: int) -> int:
+    # The backward keeps two [HP, HP] float32 weight-gradient accumulators per program in registers: at HP = 128
+    # that is 128 KB, which 4 warps cannot hold without spilling. Untuned (no GPU was available to tune on).
+    return 4 if hp <= 64 else 8
+
+
 def _num_programs(num_blocks: int, device: torch.device) -> int:
     # Enough programs to fill the GPU, few enough that the per-program weight partials stay small.
     if device.type == "cuda":
@@ -435,7 +441,9 @@ class _EGNNEdges(torch.autograd.Function):
         if E:
             num_blocks = triton.cdiv(E, meta["BE"])
             grid = (_num_programs(num_blocks, A.device),)
-            _kernel(_egnn_fwd)[grid](*args, MI, DXI, E, num_blocks, opts["kappa"], opts["tiny"], **meta)
+            _kernel(_egnn_fwd)[grid](
+                *args, MI, DXI, E, num_blocks, opts["kappa"], opts["tiny"], num_warps=_warps(meta["HP"]), **meta
+            )
         ctx.save_for_backward(A, BV, XD, XS, W1S, EA, W2, B2, WA, BA, WC1, BC1, WC2)
         ctx.layout, ctx.meta, ctx.opts = layout, meta, opts
         return MI.to(A.dtype), DXI.to(XD.dtype)
@@ -498,6 +506,7 @@ class _EGNNEdges(torch.autograd.Function):
                 num_blocks,
                 opts["kappa"],
                 opts["tiny"],
+                num_warps=_warps(HP),
                 **meta,
             )
         w1s = PW1S.sum(0)
