@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{summary['config']['policy']} on {summary['config']['task']}: {summary['steps']} steps in "
                 f"{summary['train_seconds'] / 60:.1f} min"
             )
-            for s in ("train", "unseen"):
+            for s in [s for s in ("train", "unseen") if f"{s}_return" in final]:
                 print(
-                    f"  {s} shapes: return {final[s + '_return']:.1f} (random {rand[s + '_return']:.1f}), "
+                    f"  {s} variants: return {final[s + '_return']:.1f} (random {rand[s + '_return']:.1f}), "
                     f"success {final[s + '_success']:.0%} (random {rand[s + '_success']:.0%})"
                 )
             print(f"  outputs: {args.out} (summary.json, learning_curve.png, last.zip, tb/)")

@@ -3,9 +3,9 @@
 Run: ``python -m benchmarks.rl [--steps 100000] [--seeds 3] [--tasks RigidInsertion-v0,RigidPushing-v0]
 [--policies hepi,empn,transformer,mlp]`` (``--quick`` for a smoke run). Each (task, policy, seed) is one
 ``train.py`` run in its own folder under ``--out``; finished runs (with a ``summary.json``) are reused, so an
-interrupted benchmark continues where it stopped. Prints final success and return on training and unseen
-shapes (mean ± std over seeds, deterministic policy), the random policy's, and wall-clock minutes per
-million environment steps; plots the mean curves per task to ``--plots``.
+interrupted benchmark continues where it stopped. Prints final success and return on training and held-out
+variants (shapes; cloth holes), mean ± std over seeds, deterministic policy, the random policy's, and
+wall-clock minutes per million environment steps; plots the mean curves per task to ``--plots``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, shapes in zip(axes, ("train", "unseen"), strict=True):
+        if f"{shapes}_return" not in next(iter(runs.values()))[0]["random"]:
+            ax.set_visible(False)
+            continue
         for policy, summaries in runs.items():
             steps = [h["steps"] for h in summaries[0]["history"]]
             curves = np.array([[h[f"{shapes}_return"] for h in s["history"]][: len(steps)] for s in summaries])
@@ -95,6 +98,8 @@ def main() -> None:
         plot(task, by_policy, Path(args.plots) / f"rl_{task.split('-')[0].lower()}.png")
 
     def stat(summaries: list[dict], key: str, part: str = "final") -> str:
+        if key not in summaries[0][part]:
+            return "n/a"  # a task without held-out variants (the ropes)
         v = np.array([s[part][key] for s in summaries])
         return f"{v.mean():7.1f} ± {v.std():5.1f}" if "return" in key else f"{v.mean():5.0%} ± {v.std():4.0%}"
 

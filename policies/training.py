@@ -36,7 +36,8 @@ class RLConfig:
     """Settings of a PPO run (each field is a ``train.py`` option)."""
 
     task: str = "RigidInsertion-v0"
-    """Environment id (RigidSliding-v0, RigidPushing-v0, RigidInsertion-v0, RigidInsertionTwoAgents-v0)."""
+    """Environment id: RigidSliding-v0, RigidPushing-v0, RigidInsertion-v0, RigidInsertionTwoAgents-v0,
+    RopeClosing-v0, RopeShaping-v0 or ClothHanging-v0."""
     policy: Literal["hepi", "empn", "transformer", "mlp"] = "hepi"
     """Policy network."""
     total_steps: int = 20_000
@@ -56,7 +57,7 @@ class RLConfig:
     eval_every: int = 10_000
     """Environment steps between evaluations (and checkpoints)."""
     eval_episodes: int = 10
-    """Episodes per evaluation, on training shapes and again on unseen shapes."""
+    """Episodes per evaluation, on the training variants and again on the held-out ones (see variant_sets)."""
     hidden: int = 16
     """Width of the graph networks."""
     longitudes: int = 4
@@ -82,9 +83,25 @@ class RLConfig:
     """Show a progress bar."""
 
 
+TASKS = (*envs.RIGID_TASKS, *envs.DEFORMABLE_TASKS)
+
+
+def variant_sets(task: str) -> dict[str, dict]:
+    """Environment keyword arguments of the training variants and, where the task has them, the held-out ones.
+
+    Rigid tasks: training and unseen shapes; cloth hanging: training and held-out hole positions; the rope
+    tasks have a single variant (``{"train": {}}``), so their metrics have no ``unseen_`` entries.
+    """
+    if task in envs.RIGID_TASKS:
+        return {"train": {"shape": "train"}, "unseen": {"shape": "unseen"}}
+    if task == "ClothHanging-v0":
+        return {"train": {"holes": "train"}, "unseen": {"holes": "held_out"}}
+    return {"train": {}}
+
+
 def check_config(cfg: RLConfig) -> None:
-    if cfg.task not in envs.RIGID_TASKS:
-        raise ValueError(f"unknown task {cfg.task!r}; available: {', '.join(envs.RIGID_TASKS)}")
+    if cfg.task not in TASKS:
+        raise ValueError(f"unknown task {cfg.task!r}; available: {', '.join(TASKS)}")
     if cfg.policy not in POLICIES:
         raise ValueError(f"unknown policy {cfg.policy!r}; available: {', '.join(POLICIES)}")
     if cfg.total_steps < 1 or cfg.n_envs < 1 or cfg.eval_every < 1:
@@ -98,9 +115,9 @@ def network_kwargs(cfg: RLConfig) -> dict[str, int]:
     return {"hidden": cfg.hidden} if cfg.policy == "transformer" else {}
 
 
-def evaluate_policy(predict, task: str, shapes: str, episodes: int, seed: int) -> dict[str, float]:
-    """Mean return and success rate of ``predict(obs) -> action`` over seeded episodes on a shape set."""
-    env = gym.make(task, shape=shapes)
+def evaluate_policy(predict, task: str, env_kwargs: dict, episodes: int, seed: int) -> dict[str, float]:
+    """Mean return and success rate of ``predict(obs) -> action`` over seeded episodes of one variant set."""
+    env = gym.make(task, **env_kwargs)
     returns, successes = [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
@@ -117,9 +134,9 @@ def evaluate_policy(predict, task: str, shapes: str, episodes: int, seed: int) -
 
 def evaluate_both(predict, cfg: RLConfig, seed: int) -> dict[str, float]:
     out = {}
-    for shapes in ("train", "unseen"):
-        for k, v in evaluate_policy(predict, cfg.task, shapes, cfg.eval_episodes, seed).items():
-            out[f"{shapes}_{k}"] = v
+    for name, env_kwargs in variant_sets(cfg.task).items():
+        for k, v in evaluate_policy(predict, cfg.task, env_kwargs, cfg.eval_episodes, seed).items():
+            out[f"{name}_{k}"] = v
     return out
 
 
@@ -172,7 +189,9 @@ def plot_learning_curve(history: list[dict], random_metrics: dict[str, float], p
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("return", "success"), strict=True):
         for shapes, style in (("train", "-"), ("unseen", "--")):
-            ax.plot(steps, [h[f"{shapes}_{metric}"] for h in history], style, marker=".", label=f"{shapes} shapes")
+            if f"{shapes}_{metric}" not in random_metrics:
+                continue
+            ax.plot(steps, [h[f"{shapes}_{metric}"] for h in history], style, marker=".", label=f"{shapes} variants")
             ax.axhline(random_metrics[f"{shapes}_{metric}"], color="0.6", ls=style, lw=1)
         ax.set_xlabel("environment steps")
         ax.set_ylabel(f"mean {metric}")
@@ -202,7 +221,8 @@ def run(cfg: RLConfig) -> dict:
         if saved["task"] != cfg.task or saved["policy"] != cfg.policy:
             raise ValueError(f"--resume: {last} is a {saved['policy']} run on {saved['task']}")
     vec_cls = SubprocVecEnv if cfg.subproc else DummyVecEnv
-    venv = make_vec_env(cfg.task, cfg.n_envs, seed=cfg.seed, vec_env_cls=vec_cls, env_kwargs={"shape": "train"})
+    train_kwargs = variant_sets(cfg.task)["train"]
+    venv = make_vec_env(cfg.task, cfg.n_envs, seed=cfg.seed, vec_env_cls=vec_cls, env_kwargs=train_kwargs)
     first_env = venv.envs[0] if hasattr(venv, "envs") else None
     if cfg.normalize_reward:
         scaler = out / "reward_norm.pkl"

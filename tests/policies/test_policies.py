@@ -11,8 +11,6 @@ import envs  # noqa: F401  (registers the environments)
 from policies import GraphLayout, HEPiNetwork, TransformerNetwork, make_policy
 from tests.geometry import assert_close
 
-POSITIONS = ("object_pos", "object_target", "gripper_pos")
-
 
 def _obs(env_id, batch=3, seed=0):
     env = gym.make(env_id)
@@ -26,7 +24,9 @@ def _obs(env_id, batch=3, seed=0):
 
 
 def _rotate(obs, R, t):
-    return {k: v @ R.T + (t if k in POSITIONS else 0) for k, v in obs.items()}
+    # Positions (and rigid targets, which are keypoint positions) move with the translation; velocities and
+    # directions only rotate.
+    return {k: v @ R.T + (t if k.endswith(("_pos", "_target")) else 0) for k, v in obs.items()}
 
 
 def _z_rotation(angle):
@@ -41,7 +41,15 @@ def _rotate_action(mean, layout, R):
     return torch.cat([lin, per[..., layout.linear_dims :]], -1).reshape(mean.shape)
 
 
-ENV_IDS = ["RigidInsertion-v0", "RigidInsertionTwoAgents-v0", "RigidPushing-v0", "RigidSliding-v0"]
+ENV_IDS = [
+    "RigidInsertion-v0",
+    "RigidInsertionTwoAgents-v0",
+    "RigidPushing-v0",
+    "RigidSliding-v0",
+    "RopeClosing-v0",
+    "RopeShaping-v0",
+    "ClothHanging-v0",
+]
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -103,9 +111,10 @@ def test_the_transformer_is_not_equivariant():
     assert (value2 - value).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("env_id", ["RigidInsertion-v0", "RopeClosing-v0"])
 @pytest.mark.parametrize("name", ["hepi", "empn", "transformer", "mlp"])
-def test_short_ppo_run_and_save_load(name, tmp_path):
-    env = gym.make("RigidInsertion-v0")
+def test_short_ppo_run_and_save_load(name, env_id, tmp_path):
+    env = gym.make(env_id)
     policy, kwargs = make_policy(name, env, **({"hidden": 16} if name != "mlp" else {}))
     model = PPO(policy, env, policy_kwargs=kwargs, n_steps=64, batch_size=32, n_epochs=1, device="cpu", seed=0)
     model.learn(128)

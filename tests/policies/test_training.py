@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from policies.training import RLConfig, evaluate_checkpoint, run
+from policies.training import RLConfig, evaluate_checkpoint, run, variant_sets
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(
@@ -70,3 +70,12 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
     )
     assert ok.returncode == 0 and "train_success" in ok.stdout
     assert json.loads((out / "run.json").read_text())["policy"] == "mlp"
+
+
+def test_deformable_tasks_train_and_evaluate_their_variant_sets(tmp_path):
+    cfg = RLConfig(out=str(tmp_path / "rope"), task="RopeClosing-v0", policy="mlp", **{**TINY, "total_steps": 128})
+    rope = run(cfg)
+    assert set(rope["final"]) == {"steps", "train_return", "train_success"}  # one variant: no held-out set
+    assert (tmp_path / "rope" / "learning_curve.png").is_file()
+    assert variant_sets("ClothHanging-v0")["unseen"] == {"holes": "held_out"}
+    assert variant_sets("RigidSliding-v0")["unseen"] == {"shape": "unseen"}
