@@ -6,10 +6,14 @@ Run: ``python -m benchmarks.deformable_envs`` (speed), ``--physics`` (integrator
 - **Speed** (as ``benchmarks/envs.py`` for the rigid tasks): episodes with uniformly random actions, timed per
   control step (``env.step``), then the same controls replayed from the same start states with nothing but
   ``ctrl`` writes and ``mj_step(nstep=frame_skip)``: the raw physics cost. Overhead = env time / raw time - 1.
-  Vectorised: total control steps per second of SB3's ``SubprocVecEnv`` with ``--procs`` workers.
-- **Physics**: for each task and each (timestep, integrator, solver), control steps/s of the raw physics under
-  random actions, the largest rope/cloth edge stretch seen, and how many episodes went unstable (the env's own
-  check: non-finite or exploding state, or a MuJoCo bad-qpos/qvel/qacc warning).
+  Rates per CPU second of the process (what one core gives, unaffected by other jobs on a shared machine) and
+  per wall-clock second. Vectorised: total control steps per wall second of SB3's ``SubprocVecEnv`` with
+  ``--procs`` workers.
+- **Physics**: for each task and each (timestep, integrator, solver), control steps per CPU second of the
+  physics (``frame_skip`` steps per 20 ms action, plus the env's stability check) under uniform, random-sign
+  and constant full-speed actions, the largest relative edge stretch of the rope or cloth seen at any step,
+  and how many episodes went unstable (the env's own check: non-finite or exploding state, or a MuJoCo
+  bad-qpos/qvel/qacc warning).
 - **Soak**: episodes of four action kinds (uniform random; random signs, i.e. always full speed; one constant
   full-speed vector per episode, which pulls the grippers apart; values up to 3x the range, clipped), counting
   unstable steps, non-finite observations or rewards, exceptions and any MuJoCo warning.
@@ -32,18 +36,19 @@ IDS = list(envs.DEFORMABLE_TASKS)
 ACTION_KINDS = ("uniform", "signs", "constant", "beyond")
 
 
-def single_process(env_id: str, episodes: int, seed: int = 0, **kwargs) -> tuple[float, float, int]:
-    """(env control steps/s, raw physics control steps/s, unstable episodes) over random-action episodes."""
+def single_process(env_id: str, episodes: int, seed: int = 0, **kwargs) -> dict[str, float]:
+    """Control steps/s of the env and of the raw physics over random-action episodes, per wall-clock second
+    and per CPU second of this process (the rate one core would give on an otherwise idle machine)."""
     env = gym.make(env_id, **kwargs).unwrapped
     rng = np.random.default_rng(seed)
-    env_time = raw_time = 0.0
+    env_time = raw_time = env_cpu = raw_cpu = 0.0
     steps = unstable = 0
     for ep in range(episodes):
         env.reset(seed=seed + ep)
         start = (env.data.qpos.copy(), env.data.qvel.copy(), env.data.mocap_pos.copy())
         actions = rng.uniform(-1, 1, (env.horizon, *env.action_space.shape))
         ctrls = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for a in actions:
             *_, terminated, _, info = env.step(a)
             ctrls.append(env.data.ctrl.copy())
@@ -51,17 +56,25 @@ def single_process(env_id: str, episodes: int, seed: int = 0, **kwargs) -> tuple
                 unstable += int(info["unstable"])
                 break
         env_time += time.perf_counter() - t0
+        env_cpu += time.process_time() - c0
         m, d = env.model, env.data
         mujoco.mj_resetData(m, d)
         d.qpos[:], d.qvel[:], d.mocap_pos[:] = start
         mujoco.mj_forward(m, d)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for c in ctrls:
             d.ctrl[:] = c
             mujoco.mj_step(m, d, nstep=env.frame_skip)
         raw_time += time.perf_counter() - t0
+        raw_cpu += time.process_time() - c0
         steps += len(ctrls)
-    return steps / env_time, steps / raw_time, unstable
+    return {
+        "env_wall": steps / env_time,
+        "raw_wall": steps / raw_time,
+        "env_cpu": steps / env_cpu,
+        "raw_cpu": steps / raw_cpu,
+        "unstable": unstable,
+    }
 
 
 def vectorised(env_id: str, procs: int, steps: int) -> float:
@@ -139,10 +152,12 @@ def physics(episodes: int) -> None:
         (0.01, "implicitfast", "CG"),
         (0.01, "Euler", "Newton"),
         (0.005, "implicitfast", "Newton"),
+        (0.005, "implicitfast", "CG"),
         (0.005, "Euler", "Newton"),
+        (0.0025, "implicitfast", "Newton"),
     ]
     header = (
-        f"{'task':<16} | {'dt':>6} | {'integrator':<12} | {'solver':<6} | {'raw ctrl/s':>10} | {'stretch':>8} | "
+        f"{'task':<16} | {'dt':>6} | {'integrator':<12} | {'solver':<6} | {'ctrl/s cpu':>10} | {'stretch':>8} | "
         "unstable"
     )
     print(header)
@@ -150,28 +165,28 @@ def physics(episodes: int) -> None:
     for env_id in IDS:
         for dt, integrator, solver in options:
             # The same control period (20 ms) whatever the step; edge constraints as stiff as the step allows.
-            env = gym.make(env_id, timestep=dt, integrator=integrator.lower(), solver=solver).unwrapped
+            env = gym.make(env_id, timestep=dt, integrator=integrator, solver=solver).unwrapped
             rng = np.random.default_rng(0)
             raw_time, steps, unstable, stretch = 0.0, 0, 0, 0.0
             for ep in range(episodes):
-                for kind in ("uniform", "constant"):
+                for kind in ("uniform", "signs", "constant"):
                     env.reset(seed=ep)
                     d = env.data
                     actions = episode_actions(kind, rng, env.horizon, env.action_space.shape[0])
-                    t0 = time.perf_counter()
                     for a in actions:
                         d.ctrl[:] = a * env.linear_scale
-                        ok = env._simulate()
+                        t0 = time.process_time()
+                        ok = env._simulate()  # mj_step x frame_skip plus the env's stability check
+                        raw_time += time.process_time() - t0
                         steps += 1
                         if not ok:
                             unstable += 1
                             break
-                    raw_time += time.perf_counter() - t0
-                    stretch = max(stretch, max_stretch(env))
+                        stretch = max(stretch, max_stretch(env))
             name = env_id.replace("-v0", "")
             print(
                 f"{name:<16} | {dt:6.3f} | {integrator:<12} | {solver:<6} | {steps / raw_time:10.0f} | "
-                f"{stretch:7.1%} | {unstable}/{2 * episodes}",
+                f"{stretch:7.1%} | {unstable}/{3 * episodes}",
                 flush=True,
             )
 
@@ -198,20 +213,23 @@ def main() -> None:
         total["exceptions"] = sum(r["exceptions"] for r in results.values())
         print(f"soak total: {total}, {time.perf_counter() - t0:.0f} s")
         return
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
     header = (
-        f"{'task':<16} | {'env steps/s':>11} | {'raw steps/s':>11} | {'overhead':>8} | "
-        f"{'subproc x' + str(args.procs):>11}"
+        f"{'task':<16} | {'env/s cpu':>9} | {'raw/s cpu':>9} | {'overhead':>8} | {'env/s wall':>10} | "
+        f"{'raw/s wall':>10} | {'subproc x' + str(args.procs):>11}"
     )
     print(header)
     print("-" * len(header))
     for env_id in IDS:
-        env_rate, raw_rate, _ = single_process(env_id, args.episodes)
+        r = single_process(env_id, args.episodes)
         sub_rate = vectorised(env_id, args.procs, args.vec_steps)
         print(
-            f"{env_id.replace('-v0', ''):<16} | {env_rate:11.0f} | {raw_rate:11.0f} | {raw_rate / env_rate - 1:7.0%} | "
+            f"{env_id.replace('-v0', ''):<16} | {r['env_cpu']:9.0f} | {r['raw_cpu']:9.0f} | "
+            f"{r['raw_cpu'] / r['env_cpu'] - 1:7.0%} | {r['env_wall']:10.0f} | {r['raw_wall']:10.0f} | "
             f"{sub_rate:11.0f}",
             flush=True,
         )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
