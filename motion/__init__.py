@@ -2,11 +2,14 @@
 
 Implemented: :class:`EqMotion` (multi-agent trajectory prediction, :mod:`motion.eqmotion`), its data
 (:mod:`motion.data`: N-body simulators, the ETH/UCY loader, torch datasets), metrics and the training loop
-behind ``python train.py motion`` (:mod:`motion.training`). Still to come: GeoTDM (trajectory diffusion),
-ArtEq (SMPL body fitting through ``smplx``) and datasets of rope rollouts. The networks are built from the
+behind ``python train.py motion`` (:mod:`motion.training`), and :class:`GeoTDM` (trajectory diffusion with an
+equivariant denoiser, :mod:`motion.geotdm`; generation scores in :mod:`motion.generation_metrics`). Still to
+come: ArtEq (SMPL body fitting through ``smplx``) and datasets of rope rollouts. The networks are built from the
 shared layers of ``kernels``. ``motion`` never imports ``envs``; rope rollouts will reach it as files.
 """
 
+from motion.arteq import ArtEq
 from motion.eqmotion import EqMotion
+from motion.geotdm import GeoTDM
 
-__all__ = ["EqMotion"]
+__all__ = ["ArtEq", "EqMotion", "GeoTDM"]

@@ -6,15 +6,19 @@
 - ``min_ade``: the smallest ADE over the K modes, per agent; ``min_fde``: the FDE of that same mode (one mode
   chosen per agent, the honest protocol); ``min_fde_any``: the smallest FDE over modes chosen separately
   (the original EqMotion code's protocol, reported for comparison only).
+
+For K samples of a generative model (GeoTDM's protocol on N-body data), :func:`sample_average_sums` gives
+``avg_ade`` and ``avg_fde``: ADE and FDE averaged over the K samples instead of minimised.
 """
 
 from __future__ import annotations
 
 from torch import Tensor
 
-__all__ = ["displacement_sums", "best_of_k_loss"]
+__all__ = ["displacement_sums", "best_of_k_loss", "sample_average_sums"]
 
 METRICS = ("ade", "fde", "min_ade", "min_fde", "min_fde_any")
+AVERAGE_METRICS = ("avg_ade", "avg_fde")
 
 
 def displacement_sums(pred: Tensor, future: Tensor, eval_mask: Tensor) -> dict[str, float]:
@@ -40,3 +44,14 @@ def best_of_k_loss(pred: Tensor, future: Tensor, mask: Tensor) -> Tensor:
     ade_k = (pred - future.unsqueeze(2)).norm(dim=-1).mean(-1)  # [B, N, K]
     m = mask.to(pred.dtype)
     return (ade_k.min(-1).values * m).sum() / m.sum().clamp(min=1)
+
+
+def sample_average_sums(pred: Tensor, future: Tensor, eval_mask: Tensor) -> dict[str, float]:
+    """Sums over the evaluated agents of ADE and FDE averaged over the K samples (``avg_ade``, ``avg_fde``)."""
+    dist = (pred - future.unsqueeze(2)).norm(dim=-1)  # [B, N, K, T]
+    m = eval_mask.to(pred.dtype)
+    return {
+        "avg_ade": float((dist.mean((-1, -2)) * m).sum()),
+        "avg_fde": float((dist[..., -1].mean(-1) * m).sum()),
+        "count": float(m.sum()),
+    }

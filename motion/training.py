@@ -5,6 +5,12 @@ batch is split evenly over processes). Progress bar, TensorBoard scalars (``loss
 ``test/``), atomic checkpoints (``last.pt`` every epoch, ``best.pt`` on the best validation ADE; never
 chosen on test data), resume from ``last.pt``, and at the end a ``summary.json`` of test metrics and a PNG
 of predicted against true trajectories.
+
+Models plug in through three small functions: :func:`build_model`, :func:`training_loss` (EqMotion: best-of-K
+displacement; GeoTDM: the denoising loss returned by its ``forward``) and :func:`predict` (EqMotion: its
+output; GeoTDM: K samples). GeoTDM validates on sampled trajectories (``avg_ade`` over K samples on N-body
+data, ``min_ade`` on ETH/UCY) or, when unconditional, on a seeded denoising loss; unconditional test runs add
+the generation scores of :mod:`motion.generation_metrics`.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -29,7 +36,10 @@ from motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
 from motion.data.eth_ucy import SCENES, load_split
 from motion.data.nbody import SYSTEMS, default_config, write_dataset
 from motion.eqmotion import EqMotion
-from motion.metrics import METRICS, best_of_k_loss, displacement_sums
+from motion.generation_metrics import generation_scores
+from motion.geotdm import GeoTDM
+from motion.geotdm_plots import plot_geotdm
+from motion.metrics import AVERAGE_METRICS, METRICS, best_of_k_loss, displacement_sums, sample_average_sums
 
 __all__ = ["MotionConfig", "run"]
 
@@ -38,8 +48,8 @@ __all__ = ["MotionConfig", "run"]
 class MotionConfig:
     """Settings of a motion training run (each field is a ``train.py motion`` option)."""
 
-    model: Literal["eqmotion"] = "eqmotion"
-    """Model to train."""
+    model: Literal["eqmotion", "geotdm"] = "eqmotion"
+    """Model to train: eqmotion (deterministic prediction) or geotdm (trajectory diffusion)."""
     data: str = "charged"
     """Dataset: an N-body system (charged, springs, gravity) or eth_ucy."""
     scene: str = "eth"
@@ -56,11 +66,11 @@ class MotionConfig:
     future: int = 0
     """Predicted frames (0: 20 for N-body, 12 for ETH/UCY)."""
     modes: int = 0
-    """Predictions per agent K (0: 1 for N-body, 20 for ETH/UCY)."""
+    """Predictions (EqMotion) or samples (GeoTDM) per agent K (0: 20 for ETH/UCY; N-body: 1, GeoTDM 5)."""
     hidden: int = 64
     """Invariant feature size."""
     channels: int = 64
-    """Vector channels C."""
+    """Vector channels C (EqMotion; GeoTDM has one vector per agent and frame)."""
     layers: int = 4
     """Message-passing layers."""
     edge_types: int = 0
@@ -87,12 +97,22 @@ class MotionConfig:
     """Stop training after the epoch that passes this wall-clock budget (0: no budget)."""
     epoch_batches: int = 0
     """Batches per epoch (0: the whole training set); a smaller number validates more often on large data."""
+    unconditional: bool = False
+    """GeoTDM: generate whole windows (past + future frames) without conditioning (N-body data only)."""
+    diffusion_steps: int = 1000
+    """GeoTDM: diffusion steps T of the training schedule."""
+    sample_steps: int = 50
+    """GeoTDM: denoising steps when sampling for validation and test (DDIM; diffusion_steps: ancestral DDPM)."""
+    eval_limit: int = 0
+    """Validation and test samples evaluated (0: all); bounds GeoTDM's sampling cost on a CPU."""
 
     def resolved(self) -> MotionConfig:
         """A copy with the dataset-dependent defaults (0 fields) filled in; checks the choices."""
-        if self.model != "eqmotion":
-            raise ValueError(f"unknown motion model {self.model!r}; available: eqmotion")
+        if self.model not in ("eqmotion", "geotdm"):
+            raise ValueError(f"unknown motion model {self.model!r}; available: eqmotion, geotdm")
         pedestrians = self.data == "eth_ucy"
+        if self.unconditional and (self.model != "geotdm" or pedestrians):
+            raise ValueError("--unconditional needs --model geotdm and an N-body dataset")
         if not pedestrians and self.data not in SYSTEMS:
             raise ValueError(f"unknown motion dataset {self.data!r}; available: {', '.join(SYSTEMS)}, eth_ucy")
         if pedestrians and self.scene not in SCENES:
@@ -100,7 +120,7 @@ class MotionConfig:
         cfg = MotionConfig(**asdict(self))
         cfg.past = cfg.past or (8 if pedestrians else 10)
         cfg.future = cfg.future or (12 if pedestrians else 20)
-        cfg.modes = cfg.modes or (20 if pedestrians else 1)
+        cfg.modes = cfg.modes or (20 if pedestrians else 5 if cfg.model == "geotdm" else 1)
         cfg.edge_types = cfg.edge_types or (4 if pedestrians else 2)
         return cfg
 
@@ -119,8 +139,55 @@ def load_datasets(cfg: MotionConfig) -> dict[str, Dataset]:
     return {s: NBodyWindows(root / f"{s}.npz", cfg.past, cfg.future) for s in ("train", "val", "test")}
 
 
-def build_model(cfg: MotionConfig) -> EqMotion:
+def build_model(cfg: MotionConfig) -> EqMotion | GeoTDM:
+    if cfg.model == "geotdm":
+        dim = 2 if cfg.data == "eth_ucy" else 3
+        if cfg.unconditional:
+            return GeoTDM(
+                0, cfg.past + cfg.future, cfg.hidden, cfg.layers, diffusion_steps=cfg.diffusion_steps, dim=dim
+            )
+        return GeoTDM(cfg.past, cfg.future, cfg.hidden, cfg.layers, diffusion_steps=cfg.diffusion_steps, dim=dim)
     return EqMotion(cfg.past, cfg.future, cfg.hidden, cfg.channels, cfg.layers, cfg.edge_types, cfg.modes)
+
+
+def training_loss(cfg: MotionConfig, train_model: torch.nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    """The model's training loss on a batch; ``train_model`` may be the DDP wrapper, so it is called directly."""
+    if cfg.model == "geotdm":
+        if cfg.unconditional:
+            return train_model(torch.cat([batch["past"], batch["future"]], 2), None, batch["mask"])
+        return train_model(batch["future"], batch["past"], batch["mask"])
+    return best_of_k_loss(train_model(batch["past"], batch["mask"]), batch["future"], batch["mask"])
+
+
+def predict(cfg: MotionConfig, model: torch.nn.Module, batch: dict[str, Tensor], generator=None) -> Tensor:
+    """Predicted futures ``[B, N, K, T_f, D]`` (GeoTDM: K samples with ``sample_steps`` steps)."""
+    if cfg.model == "geotdm":
+        return model.sample(
+            batch["past"], num_samples=cfg.modes, steps=cfg.sample_steps, noise=generator, mask=batch["mask"]
+        )
+    return model(batch["past"], batch["mask"])
+
+
+@torch.no_grad()
+def unconditional_scores(model: GeoTDM, dataset: Dataset, cfg: MotionConfig, device: torch.device) -> dict[str, float]:
+    """Generation scores of as many unconditional samples as ``dataset`` has windows (seeded)."""
+    real = torch.stack([torch.cat([it["past"], it["future"]], 1) for it in (dataset[i] for i in range(len(dataset)))])
+    generator = torch.Generator(device).manual_seed(0)
+    generated = []
+    for start in range(0, len(real), 256):
+        b = min(256, len(real) - start)
+        x = model.sample(
+            n_agents=real.shape[1], horizon=real.shape[2], steps=cfg.sample_steps, noise=generator, batch_size=b
+        )
+        generated.append(x[:, :, 0].cpu())
+    return generation_scores(real, torch.cat(generated), cfg.past)
+
+
+def selection_key(cfg: MotionConfig) -> str:
+    """The validation metric that selects ``best.pt`` (lower is better)."""
+    if cfg.model == "geotdm":
+        return "loss" if cfg.unconditional else "min_ade" if cfg.data == "eth_ucy" else "avg_ade"
+    return "ade" if cfg.modes == 1 else "min_ade"
 
 
 def save_atomic(obj: dict, path: Path) -> None:
@@ -131,19 +198,39 @@ def save_atomic(obj: dict, path: Path) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+def evaluate(
+    model: torch.nn.Module, loader: DataLoader, device: torch.device, cfg: MotionConfig | None = None
+) -> dict[str, float]:
+    """Displacement metrics over ``loader``; GeoTDM's samples and losses are seeded, so reruns agree."""
     model.eval()
-    sums = dict.fromkeys([*METRICS, "count"], 0.0)
+    cfg = cfg or MotionConfig()
+    if cfg.model == "geotdm" and cfg.unconditional:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(0)
+            losses = [
+                (training_loss(cfg, model, {k: v.to(device) for k, v in b.items()}), len(b["past"])) for b in loader
+            ]
+        return {"loss": float(sum(v * n for v, n in losses) / max(sum(n for _, n in losses), 1))}
+    generator = torch.Generator(device).manual_seed(0) if cfg.model == "geotdm" else None
+    sums = dict.fromkeys([*METRICS, *(AVERAGE_METRICS if generator else ()), "count"], 0.0)
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        pred = model(batch["past"], batch["mask"])
-        for k, v in displacement_sums(pred, batch["future"], batch["eval_mask"]).items():
-            sums[k] += v
+        pred = predict(cfg, model, batch, generator)
+        parts = [displacement_sums(pred, batch["future"], batch["eval_mask"])]
+        if generator is not None:
+            parts.append(sample_average_sums(pred, batch["future"], batch["eval_mask"]))
+        for part in parts:
+            for k, v in part.items():
+                if k != "count":
+                    sums[k] += v
+        sums["count"] += parts[0]["count"]
     count = max(sums.pop("count"), 1.0)
     return {k: v / count for k, v in sums.items()}
 
 
-def plot_predictions(model: torch.nn.Module, dataset: Dataset, device: torch.device, path: Path) -> None:
+def plot_predictions(
+    model: torch.nn.Module, dataset: Dataset, device: torch.device, path: Path, cfg: MotionConfig | None = None
+) -> None:
     """Past (grey), true future (green) and predicted future (orange; all modes) of a few test samples."""
     import matplotlib
 
@@ -155,7 +242,8 @@ def plot_predictions(model: torch.nn.Module, dataset: Dataset, device: torch.dev
     for ax, i in zip(axes, np.linspace(0, len(dataset) - 1, 3).astype(int), strict=True):
         item = pad_collate([dataset[int(i)]])
         with torch.no_grad():
-            pred = model(item["past"].to(device), item["mask"].to(device)).cpu()[0]
+            batch = {k: v.to(device) for k, v in item.items()}
+            pred = predict(cfg or MotionConfig(), model, batch, None).cpu()[0]
         for a in range(item["past"].shape[1]):
             past, fut = item["past"][0, a], item["future"][0, a]
             ax.plot(past[:, 0], past[:, 1], color="0.5")
@@ -201,8 +289,11 @@ def run(cfg: MotionConfig) -> dict[str, float]:
     )
     if len(train_loader) == 0:
         raise ValueError(f"the training set ({len(datasets['train'])} samples) is smaller than one batch")
-    val_loader = DataLoader(datasets["val"], 256, collate_fn=pad_collate)
-    test_loader = DataLoader(datasets["test"], 256, collate_fn=pad_collate)
+    eval_sets = {s: datasets[s] for s in ("val", "test")}
+    if cfg.eval_limit:
+        eval_sets = {s: Subset(d, range(min(cfg.eval_limit, len(d)))) for s, d in eval_sets.items()}
+    val_loader = DataLoader(eval_sets["val"], 256, collate_fn=pad_collate)
+    test_loader = DataLoader(eval_sets["test"], 256, collate_fn=pad_collate)
 
     # --- model, optimiser, resume ------------------------------------------------------------------
     model = build_model(cfg).to(device)
@@ -241,8 +332,7 @@ def run(cfg: MotionConfig) -> dict[str, float]:
                 break
             t0 = time.perf_counter()
             batch = {k: v.to(device) for k, v in batch.items()}
-            pred = train_model(batch["past"], batch["mask"])
-            loss = best_of_k_loss(pred, batch["future"], batch["mask"])
+            loss = training_loss(cfg, train_model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -253,8 +343,8 @@ def run(cfg: MotionConfig) -> dict[str, float]:
                 writer.add_scalar("losses/train", loss.item(), step)
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         if main_process:
-            val = evaluate(model, val_loader, device)
-            key = "ade" if cfg.modes == 1 else "min_ade"
+            val = evaluate(model, val_loader, device, cfg)
+            key = selection_key(cfg)
             for k, v in val.items():
                 writer.add_scalar(f"val/{k}", v, step)
             history.append(val[key])
@@ -282,7 +372,9 @@ def run(cfg: MotionConfig) -> dict[str, float]:
     if main_process:
         best = torch.load(out / "best.pt", map_location=device, weights_only=False)
         model.load_state_dict(best["model"])
-        result = evaluate(model, test_loader, device)
+        result = evaluate(model, test_loader, device, cfg)
+        if cfg.model == "geotdm" and cfg.unconditional:
+            result.update(unconditional_scores(model, eval_sets["test"], cfg, device))
         for k, v in result.items():
             writer.add_scalar(f"test/{k}", v, step)
         writer.close()
@@ -297,7 +389,10 @@ def run(cfg: MotionConfig) -> dict[str, float]:
             "train_samples_per_second": samples / max(batch_seconds, 1e-9),
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        plot_predictions(model, datasets["test"], device, out / "predictions.png")
+        if cfg.model == "geotdm":
+            plot_geotdm(model, datasets["test"], out, cfg.unconditional, cfg.modes, cfg.sample_steps, device)
+        else:
+            plot_predictions(model, datasets["test"], device, out / "predictions.png", cfg)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
