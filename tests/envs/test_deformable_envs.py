@@ -269,6 +269,28 @@ def test_rope_keeps_its_length_while_dragged():
     assert env.vertex_pos[1:-1, 2].min() > 0 and env.vertex_pos[1:-1, 2].max() < 2.5 * env.rope_radius
 
 
+def test_rope_dragged_into_the_hanger_wraps_it_and_does_not_pass_through():
+    from envs.rope_closing import HANGER_RADIUS
+
+    env = RopeClosingEnv()
+    env.reset(seed=0)
+    c = env.hanger_pos[:2]
+    u = c - env.link_pos[20, :2]
+    u /= np.linalg.norm(u)
+    closest = np.inf
+    for _ in range(100):  # both ends at full speed towards and past the hanger for 2 s
+        _, _, terminated, _, _ = env.step(np.tile(u, 2))
+        assert not terminated
+        # Distance from the hanger's axis to the rope's centre line (its segments, not only the vertices).
+        a, b = env.vertex_pos[:-1, :2] - c, env.vertex_pos[1:, :2] - c
+        ab = b - a
+        s = np.clip(-(a * ab).sum(1) / (ab * ab).sum(1), 0, 1)
+        closest = min(closest, np.linalg.norm(a + s[:, None] * ab, axis=1).min())
+    assert ((env.gripper_pos[:, :2] - c) @ u > 0.5).all()  # both ends went past it
+    assert closest > HANGER_RADIUS  # the centre line never entered the cylinder
+    assert closest < HANGER_RADIUS + 2 * env.rope_radius  # and the rope was pressed against it
+
+
 def test_cloth_drapes_under_gravity():
     env = ClothHangingEnv()
     env.reset(seed=0)
