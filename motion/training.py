@@ -312,6 +312,10 @@ def run(cfg: MotionConfig) -> dict[str, float]:
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch, best_val, step, history = ckpt["epoch"] + 1, ckpt["best_val"], ckpt["step"], ckpt["history"]
     train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    if cfg.model == "geotdm" and world > 1:
+        # Diffusion steps and noise come from the global generator: give each process its own draws (the
+        # weights were already broadcast from rank 0, so this does not change the initialisation).
+        torch.manual_seed(cfg.seed + rank + step)
     writer = SummaryWriter(out / "tb", purge_step=step) if main_process else None
 
     # --- training loop ---------------------------------------------------------------------------------
