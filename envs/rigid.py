@@ -1,8 +1,23 @@
-"""What the four rigid tasks share: shape selection, object keypoints, goal bookkeeping, graph layout."""
+"""What the four rigid tasks share: shape selection, goal bookkeeping, graph layout, and the task logic as
+batched pure functions.
+
+Everything that observation, reward and success need is computed by functions on arrays with a leading batch
+dimension ``B``, from the generalised coordinates (``qpos``, ``qvel``) of each environment's MuJoCo state.
+The single environment (:class:`RigidTaskEnv`) calls them with ``B = 1``; the vector environment
+(:class:`envs.vector.RigidVectorEnv`) with ``B = num_envs``. There is one implementation of the task logic,
+and a test checks that both give bit-identical observations, rewards and infos.
+
+Conventions: rotation matrices act on column vectors (``world = R @ local + pos``); quaternions are MuJoCo's
+``(w, x, y, z)``. The batched functions use few, whole-batch numpy operations (``matmul``, ``einsum``,
+elementwise ufuncs), each of which computes every row with the same kernel whatever the batch size, so a
+batch of one and a batch of many agree to the last bit.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -13,9 +28,39 @@ from envs.base import GraphSpec, MujocoGraphEnv, full_edges, ring_edges
 from envs.mjcf import OBJECT_HEIGHT
 from envs.shapes import ALL_SHAPES, NUM_KEYPOINTS, get_shape, resolve_shapes
 
-__all__ = ["RigidTaskEnv", "matrix_to_quat", "rotation_angle", "wrap_angle", "yaw_matrix"]
+__all__ = [
+    "BodyStates",
+    "cross_matrices",
+    "RigidTaskEnv",
+    "final_weight",
+    "goal_errors",
+    "keypoint_observation",
+    "matrix_to_quat",
+    "norms",
+    "quat_matrices",
+    "rotate",
+    "rotation_angle",
+    "rotation_angles",
+    "squared_change",
+    "state_slices",
+    "step_physics",
+    "validate_actions",
+    "wrap_angle",
+    "yaw_matrices",
+    "yaw_matrix",
+]
+
+STATE_SPEC = int(mujoco.mjtState.mjSTATE_INTEGRATION)
+"""What a saved state holds: everything that determines the next step (time, qpos, qvel, warm start, ctrl,
+mocap, ...), so that restoring it after an unstable step, or copying it, loses nothing. (A plain int: MuJoCo's
+bindings take one ~2 us faster than the enum, once per environment and step.)"""
+
+OBS_BOUND = 1e3
+"""Bound of every observed coordinate (m or m/s): unreachable, since unstable steps end the episode."""
 
 
+# --------------------------------------------------------------------------------------------------
+# Rotations (scalar helpers for sampling, batched ones for the task logic)
 def wrap_angle(a: float) -> float:
     """Angle wrapped to ``[-pi, pi)``."""
     return (a + math.pi) % (2 * math.pi) - math.pi
@@ -28,12 +73,7 @@ def yaw_matrix(yaw: float) -> np.ndarray:
 
 def rotation_angle(R_a: np.ndarray, R_b: np.ndarray) -> float:
     """Angle (rad, in ``[0, pi]``) of the rotation taking frame ``R_b`` to frame ``R_a``."""
-    c = (float((R_a * R_b).sum()) - 1.0) / 2.0  # trace(R_b^T R_a)
-    return float(math.acos(min(1.0, max(-1.0, c))))
-
-
-OBS_BOUND = 1e3
-"""Bound of every observed coordinate (m or m/s): unreachable, since unstable steps end the episode."""
+    return float(rotation_angles(R_a[None], R_b[None])[0])
 
 
 def matrix_to_quat(R: np.ndarray) -> np.ndarray:
@@ -41,6 +81,214 @@ def matrix_to_quat(R: np.ndarray) -> np.ndarray:
     q = np.zeros(4)
     mujoco.mju_mat2Quat(q, np.ascontiguousarray(R, dtype=np.float64).ravel())
     return q
+
+
+# Rotation matrices as linear maps of (cos, sin) and of the quaternion's products, so that a whole batch takes
+# a few array operations (coefficients 0 and +-1 or +-2: they add no rounding beyond the terms').
+_YAW_COS = np.array([[1.0, 0, 0], [0, 1, 0], [0, 0, 0]])
+_YAW_SIN = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 0]])
+_YAW_CONST = np.array([[0.0, 0, 0], [0, 0, 0], [0, 0, 1]])
+_QUAT_COEFFS = np.zeros((4, 4, 9))  # R.ravel() = (q q^T).ravel() @ _QUAT_COEFFS for a unit quaternion q
+for _row, _terms in enumerate(
+    [
+        {(0, 0): 1, (1, 1): 1, (2, 2): -1, (3, 3): -1},
+        {(1, 2): 2, (0, 3): -2},
+        {(1, 3): 2, (0, 2): 2},
+        {(1, 2): 2, (0, 3): 2},
+        {(0, 0): 1, (1, 1): -1, (2, 2): 1, (3, 3): -1},
+        {(2, 3): 2, (0, 1): -2},
+        {(1, 3): 2, (0, 2): -2},
+        {(2, 3): 2, (0, 1): 2},
+        {(0, 0): 1, (1, 1): -1, (2, 2): -1, (3, 3): 1},
+    ]
+):
+    for (_a, _b), _c in _terms.items():
+        _QUAT_COEFFS[_a, _b, _row] = _c
+_QUAT_COEFFS = _QUAT_COEFFS.reshape(16, 9)
+
+
+def yaw_matrices(yaw: np.ndarray) -> np.ndarray:
+    """Rotations about z by ``yaw`` ``[B]`` (rad): ``[B, 3, 3]``."""
+    return np.cos(yaw)[:, None, None] * _YAW_COS + np.sin(yaw)[:, None, None] * _YAW_SIN + _YAW_CONST
+
+
+def quat_matrices(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``[B, 3, 3]`` of quaternions ``[B, 4]`` ``(w, x, y, z)``, normalised first (as
+    MuJoCo's kinematics does)."""
+    q = q / norms(q)[:, None]
+    # One [1, 16] x [16, 9] product per row (not one [B, 16] x [16, 9]): its rounding cannot depend on B.
+    return ((q[:, :, None] * q[:, None, :]).reshape(-1, 1, 16) @ _QUAT_COEFFS).reshape(-1, 3, 3)
+
+
+def rotation_angles(R_a: np.ndarray, R_b: np.ndarray) -> np.ndarray:
+    """Angles ``[B]`` (rad, in ``[0, pi]``) of the rotations taking frames ``R_b`` to frames ``R_a``."""
+    c = (np.einsum("bij,bij->b", R_a, R_b) - 1.0) / 2.0  # trace(R_b^T R_a)
+    return np.arccos(np.clip(c, -1.0, 1.0))
+
+
+def norms(x: np.ndarray) -> np.ndarray:
+    """Euclidean norms over the last axis."""
+    return np.sqrt(np.einsum("...i,...i->...", x, x))
+
+
+def rotate(R: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``R @ v`` for rotations ``[B, 3, 3]`` and vectors ``[B, N, 3]``: ``[B, N, 3]``."""
+    return v @ R.transpose(0, 2, 1)
+
+
+# [w]x = w[_CROSS_INDEX] * _CROSS_SIGN: the cross-product matrix [[0, -w2, w1], [w2, 0, -w0], [-w1, w0, 0]].
+_CROSS_INDEX = np.array([[0, 2, 1], [2, 0, 0], [1, 0, 0]])
+_CROSS_SIGN = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
+
+
+def cross_matrices(w: np.ndarray) -> np.ndarray:
+    """Cross-product matrices ``[B, 3, 3]`` of vectors ``[B, 3]``: ``cross_matrices(w)[b] @ r = w[b] x r``."""
+    return w[:, _CROSS_INDEX] * _CROSS_SIGN
+
+
+# --------------------------------------------------------------------------------------------------
+# Batched task logic
+@dataclass
+class BodyStates:
+    """World-frame poses and velocities of the object and the grippers, batch first.
+
+    Velocities are those of the body frames' origins in the world frame (MuJoCo's ``mj_objectVelocity`` of
+    ``mjOBJ_XBODY``; ``mjOBJ_BODY`` would give the velocity at the centre of mass).
+
+    Shapes: ``object_pos``, ``object_lin``, ``object_ang``: ``[B, 3]``; ``object_rot``: ``[B, 3, 3]``;
+    ``gripper_pos``, ``gripper_lin``, ``gripper_ang``: ``[B, G, 3]``.
+    """
+
+    object_pos: np.ndarray
+    object_rot: np.ndarray
+    object_lin: np.ndarray
+    object_ang: np.ndarray
+    gripper_pos: np.ndarray
+    gripper_lin: np.ndarray
+    gripper_ang: np.ndarray
+
+
+def keypoint_observation(
+    s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray, local_keypoints: np.ndarray, has_yaw: bool
+) -> dict[str, np.ndarray]:
+    """The graph observation of a batch: each entry ``[B, nodes, 3]`` float32 (see :class:`RigidTaskEnv`).
+
+    Object nodes: keypoint positions ``R k + p``, velocities ``v + omega x (R k) = v + [omega]x R k`` and
+    targets ``R_goal k + p_goal``, all three from one batched product of the local keypoints ``k``.
+
+    Args:
+        s: body states of the batch.
+        goal_pos, goal_rot: goal frames ``[B, 3]``, ``[B, 3, 3]``.
+        local_keypoints: the object's keypoints in its own frame, ``[B, K, 3]`` (shapes differ per episode).
+        has_yaw: whether the grippers' angular velocities are observed (tasks with a yaw action).
+    """
+    R = s.object_rot
+    # (np.concatenate of [:, None] views rather than np.stack: the same, without its Python-level overhead.)
+    linear = np.concatenate([R[:, None], (cross_matrices(s.object_ang) @ R)[:, None], goal_rot[:, None]], axis=1)
+    offset = np.concatenate([s.object_pos[:, None], s.object_lin[:, None], goal_pos[:, None]], axis=1)
+    nodes = (local_keypoints[:, None] @ linear.transpose(0, 1, 3, 2) + offset[:, :, None]).astype(np.float32)
+    grippers = [s.gripper_pos, s.gripper_lin, s.gripper_ang] if has_yaw else [s.gripper_pos, s.gripper_lin]
+    grip = np.concatenate([x[:, None] for x in grippers], axis=1).astype(np.float32)  # [B, 2 or 3, G, 3]
+    obs = {
+        "object_pos": nodes[:, 0],
+        "object_vel": nodes[:, 1],
+        "object_target": nodes[:, 2],
+        "gripper_pos": grip[:, 0],
+        "gripper_vel": grip[:, 1],
+    }
+    if has_yaw:
+        obs["gripper_angvel"] = grip[:, 2]
+    return obs
+
+
+def goal_errors(s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
+    """Goal errors ``[B]``: planar ``distance`` (m), ``height`` difference (m), ``orientation`` angle (rad)."""
+    d = s.object_pos - goal_pos
+    return {
+        "distance": np.hypot(d[:, 0], d[:, 1]),
+        "height": np.abs(d[:, 2]),
+        "orientation": rotation_angles(s.object_rot, goal_rot),
+    }
+
+
+def final_weight(t: np.ndarray, horizon: int, final_steps: int, weight: float) -> np.ndarray:
+    """``weight`` where step ``t`` ``[B]`` is among the last ``final_steps`` of the episode, else 1."""
+    return np.where(t > horizon - final_steps, weight, 1.0)
+
+
+def squared_change(action: np.ndarray, prev_action: np.ndarray) -> np.ndarray:
+    """``|a - a_prev|^2`` per row ``[B]``."""
+    d = action - prev_action
+    return np.einsum("bi,bi->b", d, d)
+
+
+# --------------------------------------------------------------------------------------------------
+# Physics of a batch of environments
+def state_slices(model: mujoco.MjModel) -> tuple[slice, slice]:
+    """Where ``qpos`` and ``qvel`` lie in a state vector of :data:`STATE_SPEC`."""
+    t = mujoco.mjtState
+    q0 = mujoco.mj_stateSize(model, t.mjSTATE_TIME)
+    v0 = mujoco.mj_stateSize(model, t.mjSTATE_TIME | t.mjSTATE_QPOS)
+    return slice(q0, v0), slice(v0, v0 + model.nv)
+
+
+def step_physics(
+    models: Sequence[mujoco.MjModel],
+    datas: Sequence[mujoco.MjData],
+    ctrl: np.ndarray,
+    frame_skip: int,
+    states: np.ndarray,
+    max_speed: float,
+) -> np.ndarray:
+    """Advance each environment ``frame_skip`` physics steps; restore any that became unstable.
+
+    One ``mj_step(m, d, nstep)`` call per environment (cheaper here than ``mujoco.rollout``, which also
+    cannot hand back the solver's warm start; see BENCHMARKS.md), then one read of its state.
+
+    Args:
+        models, datas: the environments' MuJoCo models and data (``B`` of each).
+        ctrl: ``[B, nu]`` controls.
+        frame_skip: physics steps per control step.
+        states: ``[B, nstate]`` :data:`STATE_SPEC` states: on entry those from before the step (what an unstable
+            environment goes back to), on return those after it.
+        max_speed: a generalised velocity at or above this (or any non-finite coordinate) is unstable.
+
+    Returns:
+        ``[B]`` bool: True where the step was stable.
+
+    Models must have MuJoCo's auto-reset disabled (:class:`RigidTaskEnv` does that): with it, MuJoCo resets
+    a diverged simulation to its initial state, which a check of the state alone cannot tell apart.
+    """
+    before = states.copy()
+    step, get_state, spec = mujoco.mj_step, mujoco.mj_getState, STATE_SPEC  # locals: this loop is hot
+    for m, d, c, state in zip(models, datas, ctrl, states, strict=True):
+        d.ctrl[:] = c
+        step(m, d, frame_skip)
+        get_state(m, d, state, spec)
+    qpos, qvel = state_slices(models[0])
+    # Written as "max < bound" so that NaN fails it; qpos checked as well (a NaN can hide in a quaternion).
+    ok = np.isfinite(states[:, qpos]).all(axis=1) & (np.abs(states[:, qvel]).max(axis=1, initial=0.0) < max_speed)
+    for i in np.flatnonzero(~ok):
+        states[i] = before[i]
+        mujoco.mj_setState(models[i], datas[i], states[i], STATE_SPEC)
+    return ok
+
+
+def validate_actions(actions: Any, shape: tuple[int, ...], owner: str) -> tuple[np.ndarray, np.ndarray]:
+    """Checked actions ``[B, *shape]`` as float64 clipped to ``[-1, 1]``, and which rows were clipped ``[B]``.
+
+    Raises a ``ValueError`` (naming ``owner``) for a wrong shape or a NaN/inf.
+    """
+    a = np.asarray(actions, dtype=np.float64)
+    if a.shape[1:] != shape:
+        raise ValueError(f"{owner}: action must have shape {shape}, got {a.shape[1:]}")
+    largest = np.abs(a).max(axis=1)  # NaN if the row holds one
+    if not np.isfinite(largest).all():
+        raise ValueError(f"{owner}: action contains NaN or inf: {a}")
+    clipped = largest > 1.0
+    if clipped.any():
+        a = np.clip(a, -1.0, 1.0)
+    return a, clipped
 
 
 def _vec_box(n: int) -> gym.spaces.Box:
@@ -61,6 +309,11 @@ class RigidTaskEnv(MujocoGraphEnv):
     outline (a fixed ring, the same for every shape, standing in for the benchmark's k = 3 nearest
     neighbours so that the schema is static); ``(object, task, gripper)`` is complete and directed;
     ``(gripper, agent, gripper)`` is complete without self-loops (two-gripper tasks only).
+
+    Tasks implement the batched pure methods (no state is read or written but their arguments and the
+    task's constant parameters): :meth:`readout`, :meth:`action_to_ctrl`, :meth:`reward_terms`,
+    :meth:`success`, and optionally :meth:`goal_errors`. :class:`envs.vector.RigidVectorEnv` calls the same
+    methods on whole batches.
     """
 
     num_grippers = 1
@@ -90,6 +343,37 @@ class RigidTaskEnv(MujocoGraphEnv):
         self._local_keypoints = np.zeros((NUM_KEYPOINTS, 3))
         self.goal_pos, self.goal_rot = np.zeros(3), np.eye(3)
         self._prev_action: np.ndarray | None = None
+        self._data_pool: dict[Any, list[mujoco.MjData]] = {}  # idle data of each scene variant
+
+    # ------------------------------------------------------------------------------------------------
+    # Batched task logic: implemented by each task, shared with the vector environment.
+    def readout(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        """Body poses and velocities from generalised coordinates ``[B, nq]``, ``[B, nv]``."""
+        raise NotImplementedError
+
+    def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
+        """Actuator controls ``[B, nu]`` for validated, clipped actions ``[B, A]``."""
+        raise NotImplementedError
+
+    def goal_errors(self, s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
+        """Goal errors ``[B]`` (see :func:`goal_errors`); ``info`` reports each as ``error_<name>``."""
+        return goal_errors(s, goal_pos, goal_rot)
+
+    def reward_terms(
+        self,
+        s: BodyStates,
+        errors: dict[str, np.ndarray],
+        action: np.ndarray,
+        prev_action: np.ndarray,
+        t: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Reward terms ``[B]`` (the reward is their sum) at step ``t`` ``[B]`` (1 on the first step), for
+        ``action`` ``[B, A]`` after ``prev_action`` (zeros on the first step)."""
+        raise NotImplementedError
+
+    def success(self, s: BodyStates, errors: dict[str, np.ndarray], goal_pos: np.ndarray) -> np.ndarray:
+        """Whether each state solves the task, ``[B]`` bool."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------------------------------------
     def _begin_episode(self, options: dict[str, Any]) -> None:
@@ -120,24 +404,31 @@ class RigidTaskEnv(MujocoGraphEnv):
         self.data.mocap_pos[0] = self.goal_pos
         self.data.mocap_quat[0] = matrix_to_quat(self.goal_rot)
 
-    def _is_success(self, errors: dict[str, float]) -> bool:
-        """Whether the current state solves the task, from the goal errors (and any state)."""
-        raise NotImplementedError
-
-    def _task_info(self) -> dict[str, Any]:
-        e = self.errors()
-        return {
-            "is_success": bool(self._is_success(e)),
-            "shape": self.shape.name,
-            **{f"error_{k}": v for k, v in e.items()},
-        }
-
     def _use_variant(self, variant: Any) -> None:
-        super()._use_variant(variant)
+        if variant == self._variant and self.model is not None:
+            mujoco.mj_resetData(self.model, self.data)
+            return
+        # Switching scenes: keep the outgoing data for a later episode of its scene and reuse one kept for
+        # the incoming scene if there is one (reset, it equals new data): allocating MjData costs about a
+        # millisecond, ten physics steps. RigidVectorEnv shares the pool among its environments.
+        if self.data is not None:
+            self._data_pool.setdefault(self._variant, []).append(self.data)
+        kept = self._data_pool.get(variant)
+        if kept:
+            self.model, self.data, self._variant = self._models[variant], kept.pop(), variant
+            mujoco.mj_resetData(self.model, self.data)
+            if self._renderer is not None:  # a renderer is bound to one model
+                self._renderer.close()
+                self._renderer = None
+        else:
+            super()._use_variant(variant)
+        # A diverged step must stay visible (NaN) for step_physics to undo it, not be reset silently.
+        self.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
         names = ["object"] + [f"gripper{i}" for i in range(self.num_grippers)]
         self._body_ids = {n: self.model.body(n).id for n in names}
         self._gripper_ids = np.array([self._body_ids[f"gripper{i}"] for i in range(self.num_grippers)])
-        self._velocities = np.zeros((1 + self.num_grippers, 6))
+        self._state = np.zeros((1, mujoco.mj_stateSize(self.model, STATE_SPEC)))
+        self._qpos_slice, self._qvel_slice = state_slices(self.model)
 
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Object frame in the world: origin at the centre of its bottom face, z along the extrusion."""
@@ -152,51 +443,49 @@ class RigidTaskEnv(MujocoGraphEnv):
         """The object's keypoints ``[K, 3]`` for an object frame at ``pos``, ``rot``."""
         return self._local_keypoints @ rot.T + pos
 
-    def _task_update(self) -> None:
-        m, d, vel = self.model, self.data, self._velocities
-        self._pos, self._rot = self.object_pose()
-        # Rows: [angular, linear] world-frame velocity of the object, then of each gripper.
-        for row, body in enumerate((self._body_ids["object"], *self._gripper_ids)):
-            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, body, vel[row], 0)
-        self._ang, self._lin = vel[0, :3].copy(), vel[0, 3:].copy()
-        self._grip_ang, self._grip_lin = vel[1:, :3].copy(), vel[1:, 3:].copy()
-        self._grip_pos = self.gripper_positions()
-        self._errors = self._compute_errors()
-
-    def _task_observation(self) -> dict[str, np.ndarray]:
-        kp = self.keypoints(self._pos, self._rot)
-        w = self._ang
-        # omega x r for every keypoint, as one product with the cross-product matrix of omega.
-        skew = np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
-        obs = {
-            "object_pos": kp,
-            "object_vel": self._lin + (kp - self._pos) @ skew.T,
-            "object_target": self.keypoints(self.goal_pos, self.goal_rot),
-            "gripper_pos": self._grip_pos,
-            "gripper_vel": self._grip_lin,
-        }
-        if self.has_yaw:
-            obs["gripper_angvel"] = self._grip_ang
-        return {k: v.astype(np.float32) for k, v in obs.items()}
-
-    def _final_steps(self, n: int) -> bool:
-        """Whether the current step is among the last ``n`` of the episode."""
-        return self.t > self.horizon - n
-
-    def _action_rate(self, action: np.ndarray) -> float:
-        prev = self._prev_action if self._prev_action is not None else np.zeros_like(action)
-        self._prev_action = action.copy()
-        return float(np.sum((action - prev) ** 2))
-
     def errors(self) -> dict[str, float]:
         """Goal errors of the current step: planar ``distance`` (m), ``height`` difference (m), ``orientation``
-        angle (rad)."""
-        return dict(self._errors)
+        angle (rad) (two-gripper insertion: 3-D ``distance``)."""
+        return {k: float(v[0]) for k, v in self._errors.items()}
 
-    def _compute_errors(self) -> dict[str, float]:
-        pos, rot = self._pos, self._rot
+    # ------------------------------------------------------------------------------------------------
+    # MujocoGraphEnv hooks: the batched logic with a batch of one.
+    def _simulate(self) -> bool:
+        m, d = self.model, self.data
+        ok = step_physics([m], [d], d.ctrl[None].copy(), self.frame_skip, self._state, self.max_speed)
+        # mj_step leaves poses of the state before its last substep; refresh them for object_pose() and
+        # rendering (observations come from qpos and qvel and need no refresh).
+        mujoco.mj_kinematics(m, d)
+        return bool(ok[0])
+
+    def _task_apply_action(self, action: np.ndarray) -> None:
+        self.data.ctrl[:] = self.action_to_ctrl(action[None])[0]
+
+    def _task_update(self) -> None:
+        # The state is read afresh (not taken from step_physics) so that edits of self.data are seen.
+        mujoco.mj_getState(self.model, self.data, self._state[0], STATE_SPEC)
+        s = self.readout(self._state[:, self._qpos_slice], self._state[:, self._qvel_slice])
+        self._states = s
+        self._pos, self._rot = s.object_pos[0], s.object_rot[0]
+        self._errors = self.goal_errors(s, self.goal_pos[None], self.goal_rot[None])
+        self._success = bool(self.success(s, self._errors, self.goal_pos[None])[0])
+
+    def _task_observation(self) -> dict[str, np.ndarray]:
+        obs = keypoint_observation(
+            self._states, self.goal_pos[None], self.goal_rot[None], self._local_keypoints[None], self.has_yaw
+        )
+        return {k: v[0] for k, v in obs.items()}
+
+    def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        prev = self._prev_action if self._prev_action is not None else np.zeros_like(action)
+        self._prev_action = action.copy()
+        terms = self.reward_terms(self._states, self._errors, action[None], prev[None], np.array([self.t]))
+        terms = {k: float(v[0]) for k, v in terms.items()}
+        return float(sum(terms.values())), terms
+
+    def _task_info(self) -> dict[str, Any]:
         return {
-            "distance": float(np.hypot(*(pos[:2] - self.goal_pos[:2]))),
-            "height": float(abs(pos[2] - self.goal_pos[2])),
-            "orientation": rotation_angle(rot, self.goal_rot),
+            "is_success": self._success,
+            "shape": self.shape.name,
+            **{f"error_{k}": float(v[0]) for k, v in self._errors.items()},
         }

@@ -9,8 +9,10 @@ import gymnasium as gym
 import numpy as np
 
 from envs import mjcf
-from envs.rigid import RigidTaskEnv, yaw_matrix
+from envs.rigid import BodyStates, RigidTaskEnv, final_weight, yaw_matrices, yaw_matrix
 from envs.shapes import INSERTION_SHAPES, UNSEEN_SHAPES, get_shape
+
+_Z = np.array([0.0, 0.0, 1.0])
 
 
 class RigidInsertionEnv(RigidTaskEnv):
@@ -103,21 +105,31 @@ class RigidInsertionEnv(RigidTaskEnv):
         self.data.qpos[:] = [xy[0], xy[1], z, rng.uniform(-math.pi, math.pi)]
         self.data.qvel[:] = 0.0
 
-    def _task_apply_action(self, action: np.ndarray) -> None:
-        self.data.ctrl[:3] = action[:3] * self.linear_scale
-        self.data.ctrl[3] = action[3] * self.yaw_scale
+    def readout(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        # qpos = (x, y, z, yaw) of the gripper-peg body, whose frame is the peg's; qvel their rates.
+        pos, lin, ang = qpos[:, :3], qvel[:, :3], qvel[:, 3:4] * _Z
+        return BodyStates(pos, yaw_matrices(qpos[:, 3]), lin, ang, pos[:, None], lin[:, None], ang[:, None])
 
-    def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        e = self.errors()
-        k = self.final_weight if self._final_steps(self.final_steps) else 1.0
+    def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
+        s = self.linear_scale
+        return action * np.array([s, s, s, self.yaw_scale])
+
+    def reward_terms(
+        self,
+        s: BodyStates,
+        errors: dict[str, np.ndarray],
+        action: np.ndarray,
+        prev_action: np.ndarray,
+        t: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        k = final_weight(t, self.horizon, self.final_steps, self.final_weight)
         w = self.distance_weight
-        terms = {
-            "distance": -w * k * e["distance"],
-            "orientation": -w * 0.5 * k * e["orientation"],
-            "height": -w * 0.5 * e["height"],
+        return {
+            "distance": -w * k * errors["distance"],
+            "orientation": -w * 0.5 * k * errors["orientation"],
+            "height": -w * 0.5 * errors["height"],
         }
-        return float(sum(terms.values())), terms
 
-    def _is_success(self, e: dict[str, float]) -> bool:
-        inserted = self._pos[2] - self.goal_pos[2] < 0.01
-        return inserted and e["distance"] < 0.01 and e["orientation"] < math.radians(10)
+    def success(self, s: BodyStates, errors: dict[str, np.ndarray], goal_pos: np.ndarray) -> np.ndarray:
+        inserted = s.object_pos[:, 2] - goal_pos[:, 2] < 0.01
+        return inserted & (errors["distance"] < 0.01) & (errors["orientation"] < math.radians(10))

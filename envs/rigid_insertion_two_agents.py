@@ -9,7 +9,17 @@ import gymnasium as gym
 import numpy as np
 
 from envs import mjcf
-from envs.rigid import RigidTaskEnv, matrix_to_quat, yaw_matrix
+from envs.rigid import (
+    BodyStates,
+    RigidTaskEnv,
+    final_weight,
+    goal_errors,
+    matrix_to_quat,
+    norms,
+    quat_matrices,
+    rotate,
+    yaw_matrix,
+)
 from envs.shapes import INSERTION_SHAPES, SHAPE_RADIUS, UNSEEN_SHAPES, get_shape
 
 HOLE_CENTRE = np.array([0.0, 0.0, 1.0])
@@ -134,24 +144,37 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
         d.qpos[7:10], d.qpos[10:13] = grip[0], grip[1]
         d.qvel[:] = 0.0
 
-    def _task_apply_action(self, action: np.ndarray) -> None:
-        self.data.ctrl[:] = action * self.linear_scale
+    def readout(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        # qpos = peg free joint (position, quaternion), then (x, y, z) of each gripper; qvel = peg linear
+        # velocity (world frame), angular velocity (peg frame), then each gripper's linear velocity.
+        b = len(qpos)
+        rot = quat_matrices(qpos[:, 3:7])
+        ang = rotate(rot, qvel[:, None, 3:6])[:, 0]
+        grip_pos, grip_lin = qpos[:, 7:13].reshape(b, 2, 3), qvel[:, 6:12].reshape(b, 2, 3)
+        return BodyStates(qpos[:, :3], rot, qvel[:, :3], ang, grip_pos, grip_lin, np.zeros((b, 2, 3)))
 
-    def _compute_errors(self) -> dict[str, float]:
-        err = super()._compute_errors()
-        err["distance"] = float(np.linalg.norm(self._pos - self.goal_pos))
+    def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
+        return action * self.linear_scale
+
+    def goal_errors(self, s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
+        err = goal_errors(s, goal_pos, goal_rot)
+        err["distance"] = norms(s.object_pos - goal_pos)  # 3-D: the hole's axis is tilted
         return err
 
-    def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        e = self.errors()
-        final = self._final_steps(self.final_steps)
-        kd = self.final_distance_weight if final else 1.0
-        kt = self.final_orientation_weight if final else 1.0
-        terms = {
-            "distance": -self.distance_weight * kd * e["distance"],
-            "orientation": -self.distance_weight * 0.1 * kt * e["orientation"],
+    def reward_terms(
+        self,
+        s: BodyStates,
+        errors: dict[str, np.ndarray],
+        action: np.ndarray,
+        prev_action: np.ndarray,
+        t: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        kd = final_weight(t, self.horizon, self.final_steps, self.final_distance_weight)
+        kt = final_weight(t, self.horizon, self.final_steps, self.final_orientation_weight)
+        return {
+            "distance": -self.distance_weight * kd * errors["distance"],
+            "orientation": -self.distance_weight * 0.1 * kt * errors["orientation"],
         }
-        return float(sum(terms.values())), terms
 
-    def _is_success(self, e: dict[str, float]) -> bool:
-        return e["distance"] < 0.01 and e["orientation"] < math.radians(10)
+    def success(self, s: BodyStates, errors: dict[str, np.ndarray], goal_pos: np.ndarray) -> np.ndarray:
+        return (errors["distance"] < 0.01) & (errors["orientation"] < math.radians(10))

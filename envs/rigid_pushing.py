@@ -9,10 +9,15 @@ import gymnasium as gym
 import numpy as np
 
 from envs import mjcf
-from envs.rigid import RigidTaskEnv, yaw_matrix
+from envs.rigid import BodyStates, RigidTaskEnv, final_weight, quat_matrices, rotate, yaw_matrix
 from envs.shapes import get_shape
 
 OBJECT_MASS = 3.0
+
+GRIPPER_Z = mjcf.OBJECT_HEIGHT / 2 + 0.002
+"""Height (m) of the gripper's centre: 2 mm above the table, at the object's mid-height."""
+
+_PLANAR = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the gripper's (x, y) joints in the world frame
 
 
 class RigidPushingEnv(RigidTaskEnv):
@@ -67,7 +72,7 @@ class RigidPushingEnv(RigidTaskEnv):
       <freejoint name="object"/>
       {mjcf.mesh_geoms(meshes, "object", f'density="{density:.6g}" contype="3" conaffinity="3"')}
     </body>
-    <body name="gripper0" pos="0 0 {mjcf.OBJECT_HEIGHT / 2 + 0.002}" gravcomp="1">
+    <body name="gripper0" pos="0 0 {GRIPPER_Z}" gravcomp="1">
       <joint name="x" type="slide" axis="1 0 0" damping="1"/>
       <joint name="y" type="slide" axis="0 1 0" damping="1"/>
       <geom class="gripper" contype="2" conaffinity="2"/>
@@ -87,19 +92,34 @@ class RigidPushingEnv(RigidTaskEnv):
         self.data.qpos[7:] = obj_xy + 0.3 * np.array([math.cos(a), math.sin(a)])
         self.data.qvel[:] = 0.0
 
-    def _task_apply_action(self, action: np.ndarray) -> None:
-        self.data.ctrl[:] = action * self.linear_scale
+    def readout(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        # qpos = object free joint (position, quaternion), gripper (x, y); qvel = object linear velocity
+        # (world frame), angular velocity (object frame), gripper (vx, vy).
+        b = len(qpos)
+        rot = quat_matrices(qpos[:, 3:7])
+        grip_pos = qpos[:, 7:9] @ _PLANAR + np.array([0.0, 0.0, GRIPPER_Z])
+        grip_lin = qvel[:, 6:8] @ _PLANAR
+        ang = rotate(rot, qvel[:, None, 3:6])[:, 0]
+        return BodyStates(qpos[:, :3], rot, qvel[:, :3], ang, grip_pos[:, None], grip_lin[:, None], np.zeros((b, 1, 3)))
 
-    def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        e = self.errors()
-        k = self.final_weight if self._final_steps(self.final_steps) else 1.0
-        gap = np.hypot(*(self._pos[:2] - self._grip_pos[0, :2]))
-        terms = {
-            "distance": -self.distance_weight * k * e["distance"],
-            "orientation": -self.distance_weight * 0.1 * k * e["orientation"],
-            "proximity": -self.proximity_weight * float(gap),
+    def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
+        return action * self.linear_scale
+
+    def reward_terms(
+        self,
+        s: BodyStates,
+        errors: dict[str, np.ndarray],
+        action: np.ndarray,
+        prev_action: np.ndarray,
+        t: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        k = final_weight(t, self.horizon, self.final_steps, self.final_weight)
+        gap = s.object_pos[:, :2] - s.gripper_pos[:, 0, :2]
+        return {
+            "distance": -self.distance_weight * k * errors["distance"],
+            "orientation": -self.distance_weight * 0.1 * k * errors["orientation"],
+            "proximity": -self.proximity_weight * np.hypot(gap[:, 0], gap[:, 1]),
         }
-        return float(sum(terms.values())), terms
 
-    def _is_success(self, e: dict[str, float]) -> bool:
-        return e["distance"] < 0.03
+    def success(self, s: BodyStates, errors: dict[str, np.ndarray], goal_pos: np.ndarray) -> np.ndarray:
+        return errors["distance"] < 0.03

@@ -9,8 +9,24 @@ import gymnasium as gym
 import numpy as np
 
 from envs import mjcf
-from envs.rigid import RigidTaskEnv, yaw_matrix
+from envs.rigid import (
+    BodyStates,
+    RigidTaskEnv,
+    final_weight,
+    norms,
+    squared_change,
+    yaw_matrices,
+    yaw_matrix,
+)
 from envs.shapes import get_shape
+
+LIFT = 0.001
+"""Height (m) of the object's bottom above the table."""
+
+# Masks taking the joints (x, y, yaw) to a position or linear velocity (x, y, 0) and an angular velocity
+# (0, 0, yaw): elementwise products, exact and cheaper than indexing for such small arrays.
+_PLANAR = np.array([1.0, 1.0, 0.0])
+_SPIN = np.array([0.0, 0.0, 1.0])
 
 
 class RigidSlidingEnv(RigidTaskEnv):
@@ -66,7 +82,7 @@ class RigidSlidingEnv(RigidTaskEnv):
         g = mjcf.GRIPPER_HALF
         body = f"""
     {mjcf.ghost_body(meshes)}
-    <body name="gripper0" pos="0 0 0.001">
+    <body name="gripper0" pos="0 0 {LIFT}">
       <joint name="x" type="slide" axis="1 0 0" damping="1" frictionloss="4"/>
       <joint name="y" type="slide" axis="0 1 0" damping="1" frictionloss="4"/>
       <joint name="yaw" type="hinge" axis="0 0 1" damping="0.01" frictionloss="0.2"/>
@@ -86,20 +102,31 @@ class RigidSlidingEnv(RigidTaskEnv):
         self.data.qpos[:] = [*rng.uniform(-0.5, 0.5, size=2), rng.uniform(-math.pi, math.pi)]
         self.data.qvel[:] = 0.0
 
-    def _task_apply_action(self, action: np.ndarray) -> None:
-        self.data.ctrl[:2] = action[:2] * self.linear_scale
-        self.data.ctrl[2] = action[2] * self.yaw_scale
+    def readout(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+        # qpos = (x, y, yaw) of the gripper-object body, whose frame is the object's; qvel their rates.
+        pos = qpos * _PLANAR + np.array([0.0, 0.0, LIFT])
+        lin, ang = qvel * _PLANAR, qvel * _SPIN
+        return BodyStates(pos, yaw_matrices(qpos[:, 2]), lin, ang, pos[:, None], lin[:, None], ang[:, None])
 
-    def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        e = self.errors()
-        k = self.final_weight if self._final_steps(self.final_steps) else 1.0
-        terms = {
-            "distance": -self.distance_weight * k * e["distance"],
-            "orientation": -self.distance_weight * 0.5 * k * e["orientation"],
-            "velocity": -self.velocity_weight * float(np.linalg.norm(self._lin) + np.linalg.norm(self._ang)),
-            "action_rate": -self.action_rate_weight * self._action_rate(action),
+    def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
+        return action * np.array([self.linear_scale, self.linear_scale, self.yaw_scale])
+
+    def reward_terms(
+        self,
+        s: BodyStates,
+        errors: dict[str, np.ndarray],
+        action: np.ndarray,
+        prev_action: np.ndarray,
+        t: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        k = final_weight(t, self.horizon, self.final_steps, self.final_weight)
+        speed = norms(s.object_lin) + norms(s.object_ang)
+        return {
+            "distance": -self.distance_weight * k * errors["distance"],
+            "orientation": -self.distance_weight * 0.5 * k * errors["orientation"],
+            "velocity": -self.velocity_weight * speed,
+            "action_rate": -self.action_rate_weight * squared_change(action, prev_action),
         }
-        return float(sum(terms.values())), terms
 
-    def _is_success(self, e: dict[str, float]) -> bool:
-        return e["distance"] < 0.02 and e["orientation"] < math.radians(10)
+    def success(self, s: BodyStates, errors: dict[str, np.ndarray], goal_pos: np.ndarray) -> np.ndarray:
+        return (errors["distance"] < 0.02) & (errors["orientation"] < math.radians(10))
