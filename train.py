@@ -3,6 +3,7 @@
     python train.py [options]              # PPO on a manipulation task (default: HEPi on RigidInsertion-v0)
     python train.py evaluate --checkpoint runs/rl/last.zip [--episodes N] [--video episode.gif]
     python train.py motion [options]       # train + evaluate a trajectory model (python train.py motion -h)
+    python train.py body [options]         # ArtEq body fitting: train, evaluate, or fit a scan (--action)
 
 Motion runs scale over processes with torchrun: ``torchrun --nproc_per_node 2 train.py motion ...``.
 """
@@ -17,6 +18,8 @@ import sys
 import textwrap
 import typing
 
+from motion.body_training import BodyConfig
+from motion.body_training import run as run_body
 from motion.training import MotionConfig
 from motion.training import run as run_motion
 from policies.training import RLConfig, evaluate_checkpoint
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     motion = sub.add_parser("motion", help="train and evaluate a trajectory model")
     add_dataclass_args(motion, MotionConfig)
+    body = sub.add_parser("body", help="ArtEq body fitting from point clouds: train, evaluate, fit a file")
+    add_dataclass_args(body, BodyConfig)
     evaluate = sub.add_parser("evaluate", help="evaluate a saved RL checkpoint")
     evaluate.add_argument("--checkpoint", required=True, help="a last.zip written by a training run")
     evaluate.add_argument("--episodes", type=int, default=20, help="episodes per shape set (default: 20)")
@@ -76,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        if args.command == "motion":
+        if args.command == "body":
+            for name, metrics in run_body(_config(BodyConfig, args)).items():
+                _print_metrics(f"{args.action} {name}:", metrics)
+        elif args.command == "motion":
             result = run_motion(_config(MotionConfig, args))
             if result:
                 _print_metrics("test metrics (validation-selected checkpoint):", result)

@@ -1,0 +1,328 @@
+"""ArtEq: SMPL shape and pose from a body point cloud with articulated SE(3) equivariance.
+
+After "Generalizing Neural Human Fitting to Unseen Poses With Articulated SE(3) Equivariance" (Feng et al.,
+ICCV 2023), on the shared kernels. Features live on the 60 rotations of the icosahedral group
+(:func:`kernels.icosahedral_group`), ``f [points, 60, C]``: feature ``f[n, g]`` describes the neighbourhood
+of point ``n`` as seen in the frame of rotation ``G_g``. Pipeline:
+
+1. Centre the cloud (translation is not regressed) and keep ``num_points`` of its points (a strided
+   subset: rotation invariant, see :func:`subsample`).
+2. Lift and convolve on a k-nearest-neighbour graph with :class:`GroupPointConv` (the maths of
+   :class:`kernels.FiberConv` on the group, with :class:`kernels.PolynomialBasis` kernels): the spatial
+   kernel of edge ``j -> i`` at group element ``g`` depends on ``G_g^T (x_j - x_i)``, the fiber kernel
+   between ``g`` and ``g'`` on ``G_g^T G_g'``. Rotating the input
+   by ``h`` in the group permutes the group axis, ``f'[n, g] = f[n, h^-1 g]``, exactly.
+3. Part segmentation (22 parts) from the group-averaged, hence invariant, features; features soft-pooled
+   per part with the predicted part probabilities (still equivariant).
+4. Shape: invariant part features, self-attention over parts, mean, MLP -> betas (invariant).
+5. Pose: per part, attention weights over the 60 rotation tokens and a small residual rotation per token
+   in that token's frame (as in EPN); the weighted chordal mean (SVD) of the 60 corrected anchors
+   ``G_g delta_g`` is the part's global rotation (equivariant: ``R(h x) = h R(x)`` for ``h`` in the group).
+   Local rotations follow from the kinematic tree, ``R_parent^T R``; hands (joints 22, 23) are identity.
+6. The body model turns rotations and betas into vertices and joints; a translation puts the mesh's
+   area-weighted centroid on the cloud's centroid.
+
+Equivariance is exact (up to float round-off) for the 60 group rotations and approximate in between; how
+close depends on training (``tests/motion/test_arteq.py`` states the tolerances).
+
+Losses (:func:`arteq_loss`): part cross-entropy, squared Frobenius distance of part rotations, betas MSE,
+joint and vertex distances.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kernels import PolynomialBasis, chordal_mean, icosahedral_group
+from motion.body.model import NUM_BETAS, NUM_JOINTS, NUM_PARTS, PARENTS, BodyModel, load_body_model
+
+__all__ = [
+    "ArtEq",
+    "arteq_loss",
+    "subsample",
+    "knn_graph",
+    "sixd_to_matrix",
+    "local_from_global",
+    "mesh_centroid",
+    "GroupPointConv",
+]
+
+
+def subsample(points: Tensor, num: int) -> Tensor:
+    """Indices ``[B, num]`` of ``num`` evenly strided points of ``points [B, P, 3]`` (all of them if ``P <= num``).
+
+    The choice depends on the order of the points only, never on their coordinates, so rotating a cloud keeps
+    the same points; clouds sampled from a surface come in random order, which makes this a random subset.
+    (Farthest-point sampling is also rotation invariant but cost seconds per batch on the 2-core CPU.)
+    """
+    B, P, _ = points.shape
+    idx = torch.arange(P, device=points.device) if num >= P else torch.linspace(0, P - 1, num, device=points.device)
+    return idx.long().expand(B, -1)
+
+
+def knn_graph(x: Tensor, k: int) -> Tensor:
+    """Indices ``[B, N, k]`` of each point's ``k`` nearest neighbours in ``x [B, N, 3]`` (itself excluded).
+
+    Every point has exactly ``k`` incoming edges, so aggregation over neighbours is a sum over this axis:
+    no scatter. (On the 2-core CPU ``index_add_`` of a 136 x 60 x 32 chunk measured 250 ms, which made the
+    edge-list :class:`kernels.FiberConv` path take minutes per batch here.)
+    """
+    d = torch.cdist(x, x)
+    d.diagonal(dim1=1, dim2=2).fill_(float("inf"))
+    return d.topk(k, dim=-1, largest=False).indices
+
+
+class GroupPointConv(nn.Module):
+    r"""Separable convolution on points x the icosahedral group, for fixed-degree neighbourhoods.
+
+    The maths of :class:`kernels.FiberConv` with the 60 group rotations as the fiber grid: for point ``i``,
+    its neighbours ``j`` and rotations ``g``, ``p``,
+
+    .. math::
+        u_{i,g} = \frac{1}{k} \sum_j (W_s\, b_s(G_g^T (x_j - x_i))) \odot f_{j,g}, \qquad
+        f'_{i,p} = W \Big(u_{i,p} + \frac{1}{60} \sum_g (W_f\, b_f(G_p^T G_g)) \odot u_{i,g}\Big) + b
+
+    Both kernels depend on quantities unchanged when the input and the frames are rotated together, so a
+    rotation ``h`` of the input that belongs to the group permutes the group axis: ``f'[i, g] -> f'[i, h^-1 g]``.
+
+    Shapes: ``f [B, N, 60, C]``, ``nbr [B, N, k]``, ``spatial_basis [B, N, k, 60, D]``, ``fiber_basis
+    [60, 60, D]`` -> ``[B, N, 60, out_channels]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, basis_dim: int) -> None:
+        super().__init__()
+        self.spatial_kernel = nn.Linear(basis_dim, in_channels, bias=False)
+        self.fiber_kernel = nn.Linear(basis_dim, in_channels, bias=False)
+        self.linear = nn.Linear(in_channels, out_channels)
+
+    def forward(self, f: Tensor, nbr: Tensor, spatial_basis: Tensor, fiber_basis: Tensor) -> Tensor:
+        B, N, G, C = f.shape
+        k = nbr.shape[-1]
+        flat = (nbr + N * torch.arange(B, device=nbr.device).view(B, 1, 1)).reshape(-1)
+        f_j = f.reshape(B * N, G, C).index_select(0, flat).view(B, N, k, G, C)
+        u = (self.spatial_kernel(spatial_basis) * f_j).mean(2)  # [B, N, 60, C]
+        kernel = self.fiber_kernel(fiber_basis)  # [60 (p), 60 (g), C]
+        mixed = torch.bmm(kernel.permute(2, 0, 1), u.permute(3, 2, 0, 1).reshape(C, G, B * N)) / G  # [C, 60, BN]
+        # Plus the unmixed term: at initialisation the fiber kernel is nearly the same for every pair, so the
+        # mixed term alone is nearly constant over the group and would wash out all orientation information.
+        return self.linear(u + mixed.view(C, G, B, N).permute(2, 3, 1, 0))
+
+
+class GroupPointBlock(nn.Module):
+    """Residual block ``f + gamma * MLP(LayerNorm(GroupPointConv(f)))``, like :class:`kernels.FiberBlock`."""
+
+    def __init__(self, channels: int, basis_dim: int, layer_scale: float = 0.1) -> None:
+        super().__init__()
+        self.conv = GroupPointConv(channels, channels, basis_dim)
+        self.norm = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
+        self.gamma = nn.Parameter(torch.full((channels,), layer_scale))
+
+    def forward(self, f: Tensor, nbr: Tensor, spatial_basis: Tensor, fiber_basis: Tensor) -> Tensor:
+        return f + self.gamma * self.mlp(self.norm(self.conv(f, nbr, spatial_basis, fiber_basis)))
+
+
+def sixd_to_matrix(d6: Tensor) -> Tensor:
+    """Rotation matrices ``[..., 3, 3]`` from two 3-vectors ``[..., 6]`` by Gram-Schmidt (columns)."""
+    a, b = d6[..., :3], d6[..., 3:]
+    x = F.normalize(a, dim=-1)
+    y = F.normalize(b - (x * b).sum(-1, keepdim=True) * x, dim=-1)
+    return torch.stack([x, y, torch.linalg.cross(x, y)], -1)
+
+
+def local_from_global(part_rot: Tensor) -> Tensor:
+    """SMPL rotations ``[B, 24, 3, 3]`` (root global, others local) from global part rotations ``[B, 22, 3, 3]``.
+
+    ``R_local[j] = R_global[parent(j)]^T R_global[j]``; the hands (22, 23) get the identity.
+    """
+    out = [part_rot[:, 0]]
+    for j in range(1, NUM_PARTS):
+        out.append(part_rot[:, PARENTS[j]].transpose(-1, -2) @ part_rot[:, j])
+    eye = torch.eye(3, dtype=part_rot.dtype, device=part_rot.device).expand(part_rot.shape[0], 3, 3)
+    return torch.stack(out + [eye, eye], 1)
+
+
+def mesh_centroid(vertices: Tensor, faces: Tensor) -> Tensor:
+    """Area-weighted centroid of each mesh's surface, ``[B, 3]``: the mean of points sampled on it."""
+    tri = vertices[:, faces]
+    area = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]).norm(dim=-1)
+    return (area.unsqueeze(-1) * tri.mean(2)).sum(1) / area.sum(1, keepdim=True)
+
+
+class ArtEq(nn.Module):
+    """ArtEq network (see the module docstring) with the body model it regresses parameters of.
+
+    Args:
+        body: an SMPL-format :class:`~motion.body.BodyModel` (default: :func:`~motion.body.load_body_model`).
+        num_points: points kept from each input cloud (:func:`subsample`).
+        neighbours: k of the k-nearest-neighbour graph.
+        channels: feature channels per group element.
+        layers: residual :class:`~kernels.FiberBlock` layers after the lifting convolution.
+        basis_dim: size of the kernel bases.
+        radius: length scale (m) dividing relative positions before the spatial basis.
+
+    Shapes:
+        - input: ``points [B, P, 3]`` (metres, any position and orientation)
+        - output: dict with ``rotations [B, 24, 3, 3]`` (root global, others local), ``global_orient
+          [B, 3, 3]``, ``betas [B, 10]``, ``vertices [B, V, 3]``, ``joints [B, 24, 3]``, ``transl [B, 3]``,
+          ``part_rotations [B, 22, 3, 3]`` (global), ``part_logits [B, num_points, 22]`` and
+          ``sample_index [B, num_points]`` (which input points were kept).
+    """
+
+    def __init__(
+        self,
+        body: BodyModel | None = None,
+        num_points: int = 128,
+        neighbours: int = 8,
+        channels: int = 16,
+        layers: int = 2,
+        basis_dim: int = 8,
+        radius: float = 0.15,
+    ) -> None:
+        super().__init__()
+        # Held outside the module tree: its arrays come from the body-model file, not from training.
+        self._body = [body if body is not None else load_body_model()]
+        self.num_points, self.neighbours, self.radius = num_points, neighbours, radius
+        self.hparams = dict(
+            num_points=num_points,
+            neighbours=neighbours,
+            channels=channels,
+            layers=layers,
+            basis_dim=basis_dim,
+            radius=radius,
+        )
+        group = icosahedral_group(torch.float32)
+        self.register_buffer("group", group, persistent=False)
+        self.register_buffer(
+            "fiber_invariants", torch.einsum("pab,oac->pobc", group, group).reshape(60, 60, 9), persistent=False
+        )
+        C = channels
+        self.spatial_basis = PolynomialBasis(3, basis_dim, degree=2)
+        self.fiber_basis = PolynomialBasis(9, basis_dim, degree=2)
+        self.embed = nn.Parameter(torch.ones(C))
+        self.lift = GroupPointConv(C, C, basis_dim)
+        self.blocks = nn.ModuleList(GroupPointBlock(C, basis_dim) for _ in range(layers))
+        self.seg_head = nn.Sequential(nn.Linear(C, C), nn.GELU(), nn.Linear(C, NUM_PARTS))
+        self.part_embed = nn.Parameter(0.1 * torch.randn(NUM_PARTS, C))
+        self.shape_attn = nn.TransformerEncoderLayer(C, nhead=4, dim_feedforward=2 * C, batch_first=True)
+        self.shape_head = nn.Sequential(nn.Linear(C, C), nn.GELU(), nn.Linear(C, NUM_BETAS))
+        self.pose_head = nn.Sequential(nn.Linear(2 * C, C), nn.GELU(), nn.Linear(C, 1 + 6))
+        # Small random (not zero) last layer: with equal attention logits the 60 anchors average to the zero
+        # matrix, whose SVD (the chordal mean) is undefined; small residual rotations start near the anchors.
+        nn.init.normal_(self.pose_head[-1].weight, std=0.1)
+        nn.init.zeros_(self.pose_head[-1].bias)
+
+    @property
+    def body(self) -> BodyModel:
+        return self._body[0]
+
+    def _apply(self, fn, recurse=True):  # keep the body model on the network's device and dtype
+        self._body[0] = self._body[0]._apply(fn)
+        return super()._apply(fn, recurse)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Equivariant features ``[B, N, 60, C]`` of centred, subsampled points ``x [B, N, 3]``."""
+        B, N, _ = x.shape
+        nbr = knn_graph(x, self.neighbours)
+        x_j = torch.gather(x.unsqueeze(1).expand(B, N, N, 3), 2, nbr.unsqueeze(-1).expand(-1, -1, -1, 3))
+        rel = (x_j - x.unsqueeze(2)) / self.radius  # [B, N, k, 3]
+        local = torch.einsum("bnka,gac->bnkgc", rel, self.group)  # G_g^T (x_j - x_i), [B, N, k, 60, 3]
+        sb = self.spatial_basis(local)
+        fb = self.fiber_basis(self.fiber_invariants)
+        f = self.lift(self.embed.expand(B, N, 60, -1), nbr, sb, fb)
+        for block in self.blocks:
+            f = block(f, nbr, sb, fb)
+        return f
+
+    def forward(self, points: Tensor) -> dict[str, Tensor]:
+        if points.dim() != 3 or points.size(-1) != 3:
+            raise ValueError(f"ArtEq: points must have shape [B, P, 3], got {list(points.shape)}")
+        centre = points.mean(1, keepdim=True)
+        x = points - centre
+        idx = subsample(x, self.num_points)
+        x = torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+        f = self.features(x)  # [B, N, 60, C]
+        B, N = x.shape[:2]
+
+        # --- segmentation from invariant features; soft pooling per part ------------------------
+        logits = self.seg_head(f.mean(2))  # [B, N, 22]
+        prob = logits.softmax(-1)
+        mass = prob.sum(1).clamp(min=1e-6)  # [B, 22]
+        part = torch.einsum("bnp,bngc->bpgc", prob, f) / mass[:, :, None, None]  # [B, 22, 60, C]
+
+        # --- shape: invariant part tokens with self-attention ---------------------------------------
+        tokens = self.shape_attn(part.mean(2) + self.part_embed)
+        betas = self.shape_head(tokens.mean(1))
+
+        # --- pose: attention over the 60 rotation tokens of each part -------------------------------
+        # Normalised over the group axis (statistics over all 60 tokens, so still equivariant): what varies
+        # with orientation is small next to what does not, and would leave the attention nearly uniform.
+        part_n = (part - part.mean(2, keepdim=True)) / (part.std(2, keepdim=True) + 1e-5)
+        emb = self.part_embed[None, :, None, :].expand(B, -1, 60, -1)
+        head = self.pose_head(torch.cat([part_n, emb], -1))  # [B, 22, 60, 7]
+        weights = head[..., 0].softmax(-1)
+        eye6 = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=head.dtype, device=head.device)
+        delta = sixd_to_matrix(eye6 + head[..., 1:])  # residual in each anchor's frame
+        anchors = self.group.to(head.dtype) @ delta  # G_g delta_g, [B, 22, 60, 3, 3]
+        part_rot = chordal_mean(anchors, weights)  # [B, 22, 3, 3]
+
+        rotations = local_from_global(part_rot)
+        verts, joints = self.body(rotations, betas)
+        transl = centre[:, 0] - mesh_centroid(verts, self.body.faces)
+        return {
+            "rotations": rotations,
+            "global_orient": rotations[:, 0],
+            "betas": betas,
+            "vertices": verts + transl[:, None],
+            "joints": joints + transl[:, None],
+            "transl": transl,
+            "part_rotations": part_rot,
+            "part_logits": logits,
+            "sample_index": idx,
+        }
+
+    @torch.no_grad()
+    def fit(self, points: Tensor) -> dict[str, Tensor]:
+        """Inference: :meth:`forward` in eval mode without gradients."""
+        was = self.training
+        self.eval()
+        try:
+            return self(points)
+        finally:
+            self.train(was)
+
+
+def arteq_loss(
+    out: dict[str, Tensor],
+    batch: dict[str, Tensor],
+    body: BodyModel,
+    weights: dict[str, float] | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """Weighted sum of ArtEq's losses and each term as a float (``losses/<term>``).
+
+    Terms: ``seg`` (cross-entropy of the kept points' part labels; skipped when ``out`` has no
+    ``part_logits``), ``rot`` (mean squared Frobenius distance of the 22 global part rotations), ``betas``
+    (MSE), ``joints`` and ``vertices`` (mean Euclidean distance, m). ``batch`` holds ground truth as made
+    by :func:`motion.body.data.generate`.
+    """
+    w = {"seg": 1.0, "rot": 1.0, "betas": 0.1, "joints": 5.0, "vertices": 5.0, **(weights or {})}
+    gt_global = body.global_rotations(batch["rotations"])[:, :NUM_PARTS]
+    pred_global = out.get("part_rotations")
+    if pred_global is None:
+        pred_global = body.global_rotations(out["rotations"])[:, :NUM_PARTS]
+    terms = {
+        "rot": (pred_global - gt_global).square().sum((-1, -2)).mean(),
+        "betas": F.mse_loss(out["betas"], batch["betas"]),
+        "joints": (out["joints"] - batch["joints"]).norm(dim=-1).mean(),
+        "vertices": (out["vertices"] - batch["vertices"]).norm(dim=-1).mean(),
+    }
+    if "part_logits" in out:
+        labels = torch.gather(batch["labels"], 1, out["sample_index"])
+        terms["seg"] = F.cross_entropy(out["part_logits"].reshape(-1, NUM_PARTS), labels.reshape(-1))
+    total = sum(w[k] * v for k, v in terms.items())
+    return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+assert NUM_JOINTS == 24  # the hands appended by local_from_global make SMPL's 24 joints

@@ -1,0 +1,136 @@
+"""Baselines for ArtEq on the same data: a PointNet regressor and optimisation-based fitting.
+
+- :class:`PointNetRegressor`: a non-equivariant point-cloud network (shared per-point MLP, max pooling,
+  MLP heads) regressing the 22 global part rotations (6-D representation), betas and per-point part
+  labels; same outputs, body model and losses as :class:`~motion.arteq.ArtEq`.
+- :func:`fit_by_optimisation`: ``smplx`` parameters (global orientation and local joint rotations as
+  axis-angle, betas, translation) optimised with Adam on a symmetric Chamfer loss between the model's
+  vertices and the cloud, with small L2 priors on pose and betas; starts from the mean body, upright, at
+  the cloud's centroid.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from kernels.rotation import axis_angle_to_matrix
+from motion.arteq import local_from_global, mesh_centroid, sixd_to_matrix, subsample
+from motion.body.model import NUM_BETAS, NUM_JOINTS, NUM_PARTS, BodyModel, load_body_model
+
+__all__ = ["PointNetRegressor", "fit_by_optimisation", "chamfer"]
+
+
+class PointNetRegressor(nn.Module):
+    """PointNet-style regressor of SMPL parameters (see the module docstring).
+
+    Shapes: ``points [B, P, 3]`` -> the dict of :class:`~motion.arteq.ArtEq`.
+    """
+
+    def __init__(self, body: BodyModel | None = None, num_points: int = 1024, width: int = 256) -> None:
+        super().__init__()
+        self._body = [body if body is not None else load_body_model()]
+        self.num_points = num_points
+        self.hparams = dict(num_points=num_points, width=width)
+        self.local = nn.Sequential(nn.Linear(3, 64), nn.GELU(), nn.Linear(64, 128), nn.GELU())
+        self.global_mlp = nn.Sequential(nn.Linear(128, width), nn.GELU(), nn.Linear(width, width))
+        self.seg_head = nn.Sequential(nn.Linear(128 + width, 128), nn.GELU(), nn.Linear(128, NUM_PARTS))
+        self.param_head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, NUM_PARTS * 6 + NUM_BETAS))
+        nn.init.zeros_(self.param_head[-1].weight)
+        nn.init.zeros_(self.param_head[-1].bias)
+
+    @property
+    def body(self) -> BodyModel:
+        return self._body[0]
+
+    def _apply(self, fn, recurse=True):
+        self._body[0] = self._body[0]._apply(fn)
+        return super()._apply(fn, recurse)
+
+    def forward(self, points: Tensor) -> dict[str, Tensor]:
+        centre = points.mean(1, keepdim=True)
+        x = points - centre
+        idx = subsample(x, self.num_points)
+        x = torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+        local = self.local(x)  # [B, N, 128]
+        glob = self.global_mlp(local).amax(1)  # [B, width]
+        logits = self.seg_head(torch.cat([local, glob[:, None].expand(-1, x.shape[1], -1)], -1))
+        head = self.param_head(glob)
+        eye6 = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=head.dtype, device=head.device)
+        part_rot = sixd_to_matrix(eye6 + head[:, : NUM_PARTS * 6].view(-1, NUM_PARTS, 6))
+        betas = head[:, NUM_PARTS * 6 :]
+        rotations = local_from_global(part_rot)
+        verts, joints = self.body(rotations, betas)
+        transl = centre[:, 0] - mesh_centroid(verts, self.body.faces)
+        return {
+            "rotations": rotations,
+            "global_orient": rotations[:, 0],
+            "betas": betas,
+            "vertices": verts + transl[:, None],
+            "joints": joints + transl[:, None],
+            "transl": transl,
+            "part_rotations": part_rot,
+            "part_logits": logits,
+            "sample_index": idx,
+        }
+
+    @torch.no_grad()
+    def fit(self, points: Tensor) -> dict[str, Tensor]:
+        was = self.training
+        self.eval()
+        try:
+            return self(points)
+        finally:
+            self.train(was)
+
+
+def chamfer(a: Tensor, b: Tensor) -> Tensor:
+    """Symmetric Chamfer distance (mean of nearest-neighbour distances both ways), ``[B, N, 3], [B, M, 3] -> [B]``."""
+    d = torch.cdist(a, b)
+    return d.min(2).values.mean(1) + d.min(1).values.mean(1)
+
+
+def fit_by_optimisation(
+    body: BodyModel,
+    points: Tensor,
+    iters: int = 200,
+    lr: float = 0.03,
+    num_points: int = 1024,
+    pose_prior: float = 1e-3,
+    betas_prior: float = 1e-3,
+) -> dict[str, Tensor]:
+    """Optimise body-model parameters to a cloud ``points [B, P, 3]`` (see the module docstring).
+
+    Returns the dict of :class:`~motion.arteq.ArtEq` (without part outputs), detached.
+    """
+    B = points.shape[0]
+    dtype = points.dtype
+    idx = subsample(points, num_points)
+    target = torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+    pose = torch.zeros(B, NUM_JOINTS, 3, dtype=dtype, requires_grad=True)
+    betas = torch.zeros(B, NUM_BETAS, dtype=dtype, requires_grad=True)
+    with torch.no_grad():
+        v0, _ = body(axis_angle_to_matrix(pose), betas)
+        start = points.mean(1) - mesh_centroid(v0, body.faces)
+    transl = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([pose, betas, transl], lr=lr)
+    with torch.enable_grad():
+        for _ in range(iters):
+            rot = axis_angle_to_matrix(pose)
+            verts, _ = body(rot, betas, transl)
+            loss = chamfer(verts, target).sum()
+            loss = loss + pose_prior * pose[:, 1:].square().sum() + betas_prior * betas.square().sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        rot = axis_angle_to_matrix(pose)
+        verts, joints = body(rot, betas, transl)
+    return {
+        "rotations": rot.detach(),
+        "global_orient": rot[:, 0].detach(),
+        "betas": betas.detach(),
+        "vertices": verts,
+        "joints": joints,
+        "transl": transl.detach(),
+    }

@@ -1,0 +1,341 @@
+"""Train, evaluate and apply body-fitting models; run through ``python train.py body``.
+
+    python train.py body                                          # train ArtEq, evaluate on the test sets
+    python train.py body --model pointnet --out runs/body_pointnet  # the non-equivariant baseline
+    python train.py body --action evaluate --checkpoint runs/body/best.pt
+    python train.py body --action fit --checkpoint runs/body/best.pt --input scan.ply --output fitted.obj
+
+Training data is generated on the fly from the body model (:mod:`motion.body.data`; a fresh batch each
+step, deterministic in the seed); validation and test sets are fixed samples. Progress bar, TensorBoard
+scalars (``losses/``, ``val/``, ``test_*/``), atomic checkpoints (``last.pt`` at each validation, ``best.pt`` on the
+best validation V2V; never chosen on test data), resume from ``last.pt``, ``summary.json`` at the end.
+
+Metrics (:func:`evaluate`): ``v2v_cm`` (mean vertex-to-vertex distance, cm), ``joint_cm`` (mean joint
+distance, cm), ``part_acc`` (part-label accuracy of the kept points), ``orient_deg`` (mean angle of the
+global-orientation error), ``ms_per_body`` (inference time).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from motion.arteq import ArtEq, arteq_loss
+from motion.arteq_baselines import PointNetRegressor
+from motion.body.data import generate
+from motion.body.model import NUM_BETAS, BodyModel, load_body_model
+
+__all__ = ["BodyConfig", "build_model", "evaluate", "load_checkpoint", "load_points", "fit_file", "run"]
+
+TEST_SPLITS = ("test", "test_orient", "test_pose")
+
+
+@dataclass
+class BodyConfig:
+    """Settings of a body-fitting run (each field is a ``train.py body`` option)."""
+
+    action: Literal["train", "evaluate", "fit"] = "train"
+    """train (then evaluate on the test sets), evaluate a checkpoint, or fit a file with a checkpoint."""
+    model: Literal["arteq", "pointnet"] = "arteq"
+    """Model to train: arteq or the pointnet baseline."""
+    body_model: str | None = None
+    """SMPL-format body-model file (default: $GEOMANIP_SMPL, else the shipped assets/body model)."""
+    steps: int = 600
+    """Optimiser steps (each on a freshly generated batch)."""
+    batch_size: int = 4
+    """Bodies per step."""
+    lr: float = 2e-3
+    """Adam learning rate (cosine decay to 5% over the steps)."""
+    cloud_points: int = 5000
+    """Points sampled on each body's surface."""
+    noise: float = 0.005
+    """Standard deviation (m) of the noise added to each point."""
+    num_points: int = 128
+    """Points the network keeps from each cloud (farthest-point sampling; pointnet uses 4x as many)."""
+    neighbours: int = 8
+    """ArtEq: k of the k-nearest-neighbour graph."""
+    channels: int = 32
+    """ArtEq: feature channels per rotation; pointnet: a quarter of its global width."""
+    layers: int = 2
+    """ArtEq: residual convolution layers."""
+    val_size: int = 16
+    """Validation bodies (in-distribution)."""
+    test_size: int = 32
+    """Bodies in each test set (test, test_orient, test_pose)."""
+    eval_every: int = 100
+    """Steps between validations (and checkpoints)."""
+    seed: int = 0
+    """Random seed (model initialisation and training data)."""
+    device: str = "auto"
+    """cpu, cuda, or auto (cuda when available)."""
+    out: str = "runs/body"
+    """Output folder: checkpoints, TensorBoard logs, summary.json."""
+    resume: bool = False
+    """Continue from out/last.pt."""
+    progress: bool = True
+    """Show a progress bar."""
+    max_minutes: float = 0.0
+    """Stop training at the first validation after this wall-clock budget (0: no budget)."""
+    checkpoint: str | None = None
+    """evaluate/fit: a best.pt or last.pt written by training."""
+    input: str | None = None
+    """fit: a point cloud or mesh file (ply, obj, npz with a 'points' array), metres."""
+    output: str | None = None
+    """fit: where to write the fitted mesh (obj or ply); its parameters go next to it as .npz."""
+
+
+def build_model(cfg: BodyConfig, body: BodyModel) -> nn.Module:
+    if cfg.model == "arteq":
+        return ArtEq(body, cfg.num_points, cfg.neighbours, cfg.channels, cfg.layers)
+    if cfg.model == "pointnet":
+        return PointNetRegressor(body, 4 * cfg.num_points, 8 * cfg.channels)
+    raise ValueError(f"unknown body model {cfg.model!r}; available: arteq, pointnet")
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but CUDA is not available")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def rotation_angle(a: Tensor, b: Tensor) -> Tensor:
+    """Angle (radians) of ``a^T b`` for rotation matrices ``[..., 3, 3]``."""
+    cos = ((a.transpose(-1, -2) @ b).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    return cos.clamp(-1, 1).acos()
+
+
+@torch.no_grad()
+def evaluate(
+    fit: callable, data: dict[str, Tensor], batch_size: int = 16, device: torch.device | None = None
+) -> dict[str, float]:
+    """Metrics of ``fit(points) -> output dict`` on generated ``data`` (see the module docstring)."""
+    device = device or torch.device("cpu")
+    sums = {"v2v_cm": 0.0, "joint_cm": 0.0, "orient_deg": 0.0, "part_acc": 0.0}
+    seconds, n, has_parts = 0.0, len(data["points"]), False
+    for s in range(0, n, batch_size):
+        batch = {k: v[s : s + batch_size].to(device) for k, v in data.items()}
+        t0 = time.perf_counter()
+        out = fit(batch["points"])
+        seconds += time.perf_counter() - t0
+        sums["v2v_cm"] += 100 * (out["vertices"] - batch["vertices"]).norm(dim=-1).mean(1).sum().item()
+        sums["joint_cm"] += 100 * (out["joints"] - batch["joints"]).norm(dim=-1).mean(1).sum().item()
+        angle = rotation_angle(out["global_orient"], batch["rotations"][:, 0])
+        sums["orient_deg"] += math.degrees(angle.sum().item())
+        if "part_logits" in out:
+            has_parts = True
+            labels = torch.gather(batch["labels"], 1, out["sample_index"])
+            sums["part_acc"] += (out["part_logits"].argmax(-1) == labels).float().mean(1).sum().item()
+    metrics = {k: v / n for k, v in sums.items()}
+    if not has_parts:
+        metrics.pop("part_acc")
+    metrics["ms_per_body"] = 1000 * seconds / n
+    return metrics
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """Write a checkpoint so that a crash never leaves a half-written file at ``path``."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, BodyConfig]:
+    """The model of a training checkpoint (eval mode) and its config."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {p}; train one with `python train.py body`")
+    ckpt = torch.load(p, map_location=device, weights_only=False)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{p} is not a checkpoint written by `python train.py body`")
+    cfg = BodyConfig(**ckpt["config"])
+    model = build_model(cfg, load_body_model(cfg.body_model)).to(device)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), cfg
+
+
+def load_points(path: str | os.PathLike, num_points: int = 5000, seed: int = 0) -> Tensor:
+    """A point cloud ``[P, 3]`` (float32) from a mesh or cloud file.
+
+    npz: the ``points`` array (or the only array). ply/obj/off/stl (through trimesh): a mesh is sampled
+    uniformly by area (``num_points`` points); a file without faces is used as a cloud.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no input file at {p}")
+    if p.suffix == ".npz":
+        with np.load(p) as z:
+            if "points" in z:
+                pts = z["points"]
+            elif len(z.files) == 1:
+                pts = z[z.files[0]]
+            else:
+                raise ValueError(f"{p}: expected a 'points' array, found {z.files}")
+    else:
+        import trimesh
+
+        try:
+            geom = trimesh.load(p, process=False)
+        except Exception as exc:
+            raise ValueError(f"{p}: trimesh could not read it ({type(exc).__name__}: {exc})") from exc
+        if isinstance(geom, trimesh.Scene):
+            geom = geom.to_geometry() if hasattr(geom, "to_geometry") else geom.dump(concatenate=True)
+        if isinstance(geom, trimesh.Trimesh) and len(geom.faces):
+            pts, _ = trimesh.sample.sample_surface(geom, num_points, seed=seed)
+        else:
+            pts = np.asarray(geom.vertices)
+    pts = np.asarray(pts, dtype=np.float32)
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 16:
+        raise ValueError(f"{p}: expected at least 16 points of shape [P, 3], got {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise ValueError(f"{p}: the points hold NaN or inf")
+    return torch.from_numpy(pts)
+
+
+def fit_file(checkpoint: str, input_path: str, output_path: str, device: str = "cpu") -> dict[str, float]:
+    """Fit the body model to a file with a trained model; writes the mesh and an ``.npz`` of parameters."""
+    import trimesh
+
+    model, cfg = load_checkpoint(checkpoint, device)
+    points = load_points(input_path, cfg.cloud_points).to(device)
+    out = model.fit(points[None])
+    verts = out["vertices"][0].cpu().numpy()
+    mesh = trimesh.Trimesh(verts, model.body.faces.cpu().numpy(), process=False)
+    dst = Path(output_path)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    mesh.export(dst)
+    np.savez(
+        dst.with_suffix(".npz"),
+        rotations=out["rotations"][0].cpu().numpy(),
+        betas=out["betas"][0].cpu().numpy(),
+        transl=out["transl"][0].cpu().numpy(),
+        joints=out["joints"][0].cpu().numpy(),
+    )
+    d = torch.cdist(points[None], out["vertices"]).min(-1).values
+    return {"points": float(len(points)), "mean_point_to_vertex_cm": 100 * d.mean().item()}
+
+
+def _test_sets(cfg: BodyConfig, body: BodyModel) -> dict[str, dict[str, Tensor]]:
+    return {
+        s: generate(body, cfg.test_size, s, seed=2, num_points=cfg.cloud_points, noise=cfg.noise) for s in TEST_SPLITS
+    }
+
+
+def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
+    """Run ``cfg.action``; returns metrics per test set (train, evaluate) or fit statistics (fit)."""
+    device = _device(cfg.device)
+    if cfg.action == "fit":
+        if not (cfg.checkpoint and cfg.input and cfg.output):
+            raise ValueError("--action fit needs --checkpoint, --input and --output")
+        return {"fit": fit_file(cfg.checkpoint, cfg.input, cfg.output, str(device))}
+    if cfg.action == "evaluate":
+        if not cfg.checkpoint:
+            raise ValueError("--action evaluate needs --checkpoint")
+        model, train_cfg = load_checkpoint(cfg.checkpoint, device)
+        tests = _test_sets(cfg, model.body)
+        return {s: evaluate(model.fit, d, device=device) for s, d in tests.items()}
+
+    # --- setup ---------------------------------------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    body = load_body_model(cfg.body_model)
+    model = build_model(cfg, body).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / max(cfg.steps, 1), 1.0)))
+    )
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    step, best_val, history = 0, math.inf, []
+    if cfg.resume:
+        last = out / "last.pt"
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        if ckpt["config"]["model"] != cfg.model:
+            raise ValueError(f"--resume: {last} is a {ckpt['config']['model']} run, not {cfg.model}")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["schedule"])
+        step, best_val, history = ckpt["step"], ckpt["best_val"], ckpt["history"]
+    val = generate(body, cfg.val_size, "test", seed=1, num_points=cfg.cloud_points, noise=cfg.noise)
+    writer = SummaryWriter(out / "tb", purge_step=step)
+    print(f"{cfg.model}: {sum(p.numel() for p in model.parameters()):,} parameters; body model {body.source}")
+
+    # --- training loop ---------------------------------------------------------------------------------
+    started = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=not cfg.progress)
+    while step < cfg.steps:
+        model.train()
+        # A fresh batch per step from its own seed, so a resumed run sees the same data.
+        batch = generate(body, cfg.batch_size, "train", seed=10_000 + 1_000_000 * cfg.seed + step,
+                         num_points=cfg.cloud_points, noise=cfg.noise)  # fmt: skip
+        batch = {k: v.to(device) for k, v in batch.items()}
+        pred = model(batch["points"])
+        loss, terms = arteq_loss(pred, batch, model.body)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        schedule.step()
+        step += 1
+        writer.add_scalar("losses/total", loss.item(), step)
+        for k, v in terms.items():
+            writer.add_scalar(f"losses/{k}", v, step)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", v2v_cm=f"{100 * terms['vertices']:.1f}")
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            metrics = evaluate(model.fit, val, device=device)
+            for k, v in metrics.items():
+                writer.add_scalar(f"val/{k}", v, step)
+            history.append({"step": step, "loss": loss.item(), **metrics})
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "step": step,
+                "best_val": best_val,
+                "history": history,
+                "config": asdict(cfg),
+            }
+            if metrics["v2v_cm"] < best_val:
+                best_val = state["best_val"] = metrics["v2v_cm"]
+                save_atomic(state, out / "best.pt")
+            save_atomic(state, out / "last.pt")
+            bar.write(f"step {step}: loss {loss.item():.3f}, val v2v {metrics['v2v_cm']:.2f} cm (best {best_val:.2f})")
+            if cfg.max_minutes and time.perf_counter() - started > 60 * cfg.max_minutes:
+                break
+    bar.close()
+    train_seconds = time.perf_counter() - started
+
+    # --- test with the validation-selected checkpoint ----------------------------------------------
+    best = torch.load(out / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(best["model"])
+    results = {s: evaluate(model.fit, d, device=device) for s, d in _test_sets(cfg, body).items()}
+    for s, metrics in results.items():
+        for k, v in metrics.items():
+            writer.add_scalar(f"{s}/{k}", v, step)
+    writer.close()
+    summary = {
+        "config": asdict(cfg),
+        "best_step": best["step"],
+        "best_val_v2v_cm": best["best_val"],
+        "history": history,
+        "test": results,
+        "train_seconds": train_seconds,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return results
+
+
+assert NUM_BETAS == 10
