@@ -185,7 +185,7 @@ def physics(episodes: int) -> None:
                         stretch = max(stretch, max_stretch(env))
             name = env_id.replace("-v0", "")
             print(
-                f"{name:<16} | {dt:6.3f} | {integrator:<12} | {solver:<6} | {steps / raw_time:10.0f} | "
+                f"{name:<16} | {dt:6.4f} | {integrator:<12} | {solver:<6} | {steps / raw_time:10.0f} | "
                 f"{stretch:7.1%} | {unstable}/{3 * episodes}",
                 flush=True,
             )
