@@ -261,8 +261,8 @@ def gpu_table(args: argparse.Namespace, device: torch.device) -> None:
             torch.cuda.empty_cache()
 
 
-def end_to_end(device: torch.device, repeats: int) -> None:
-    """One HEPi PPO update (``PPO.train``) and one EqMotion training step, with each path."""
+def end_to_end(device: torch.device, repeats: int, quick: bool = False) -> None:
+    """One HEPi PPO update (``PPO.train``) and one EqMotion training step, with each path (``quick``: tiny)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -271,17 +271,20 @@ def end_to_end(device: torch.device, repeats: int) -> None:
     from policies import make_policy
 
     print("\nEnd to end, median of", repeats, "runs (ms)")
-    venv = make_vec_env("RigidInsertion-v0", 8, seed=0, env_kwargs={"shape": "train"})
+    n_envs, n_steps, batch, scenes = (2, 32, 32, 8) if quick else (8, 256, 512, 100)
+    venv = make_vec_env("RigidInsertion-v0", n_envs, seed=0, env_kwargs={"shape": "train"})
     policy, kwargs = make_policy("hepi", venv.envs[0], hidden=64)
-    model = PPO(policy, venv, n_steps=256, batch_size=512, n_epochs=4, policy_kwargs=kwargs, device=device, seed=0)
-    model.learn(total_timesteps=2048)  # fills the rollout buffer (8 envs x 256 steps)
+    model = PPO(
+        policy, venv, n_steps=n_steps, batch_size=batch, n_epochs=4, policy_kwargs=kwargs, device=device, seed=0
+    )
+    model.learn(total_timesteps=n_envs * n_steps)  # fills the rollout buffer
 
     def ppo_update() -> None:
         model.train()
 
     eq = EqMotion(past_frames=10, future_frames=20).to(device)
     opt = torch.optim.Adam(eq.parameters(), lr=1e-4)
-    past, future = torch.randn(100, 5, 10, 3, device=device), torch.randn(100, 5, 20, 3, device=device)
+    past, future = torch.randn(scenes, 5, 10, 3, device=device), torch.randn(scenes, 5, 20, 3, device=device)
 
     def eq_step() -> None:
         opt.zero_grad()
@@ -290,8 +293,8 @@ def end_to_end(device: torch.device, repeats: int) -> None:
         opt.step()
 
     for name, fn, net in (
-        ("HEPi PPO update (2048 samples, 4 epochs, batch 512)", ppo_update, model.policy),
-        ("EqMotion step (100 scenes x 5 agents)", eq_step, eq),
+        (f"HEPi PPO update ({n_envs * n_steps} samples, 4 epochs, batch {batch})", ppo_update, model.policy),
+        (f"EqMotion step ({scenes} scenes x 5 agents)", eq_step, eq),
     ):
         row = []
         for backend in ("torch", "triton"):
@@ -353,7 +356,7 @@ def main() -> None:
     if not args.no_gpu_table:
         gpu_table(args, device)
     if args.end_to_end:
-        end_to_end(device, repeats=5)
+        end_to_end(device, repeats=2 if args.quick else 5, quick=args.quick)
 
 
 if __name__ == "__main__":
