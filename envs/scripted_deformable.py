@@ -8,6 +8,7 @@ environment and returns an action in ``[-1, 1]``.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -113,7 +114,8 @@ def _about(g: np.ndarray, pivot: np.ndarray, radius: float, goal: float, max_ste
     return pivot + radius * np.array([math.cos(bearing + step), math.sin(bearing + step)])
 
 
-_SHAPING_PHASE: dict[int, int] = {}
+# Phase of the shaping controller per environment (weak keys: forgotten with the environment).
+_SHAPING_PHASE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def rope_shaping_action(env) -> np.ndarray:
@@ -129,10 +131,9 @@ def rope_shaping_action(env) -> np.ndarray:
     pivot); the middle bend is the hard one, and the result is rounder than the W on some starts (see the
     success rate in the task's docstring). The phase is kept per environment and restarts at ``t = 0``.
     """
-    key = id(env)
     if env.t == 0:
-        _SHAPING_PHASE[key] = 0
-    phase = _SHAPING_PHASE.get(key, 0)
+        _SHAPING_PHASE[env] = 0
+    phase = _SHAPING_PHASE.get(env, 0)
     p = env.vertex_pos[:, :2]
     n = env.num_links
     a, b = p[0], p[-1]
@@ -154,7 +155,7 @@ def rope_shaping_action(env) -> np.ndarray:
             phase = 2
     else:
         target_b = _about(b, q3, arm, h3 + math.pi / 2, 0.4)
-    _SHAPING_PHASE[key] = phase
+    _SHAPING_PHASE[env] = phase
     scale = env.linear_scale
     actions = [_towards(target_a - a, 8.0, top, scale), _towards(target_b - b, 8.0, top, scale)]
     return np.clip(np.concatenate(actions), -1, 1)
