@@ -10,6 +10,8 @@
 #   TORCH_SPEC       torch requirement (default torch==2.13.0; it must be a CUDA build, see below)
 #   TORCH_INDEX_URL  extra index for CUDA wheels, e.g. https://download.pytorch.org/whl/cu128
 #   PIP_ARGS         extra pip arguments (e.g. --no-index --find-links /wheels on an offline machine)
+#   SYSTEM_SITE=1    let the venv see the machine's own packages (a preinstalled CUDA torch and its triton
+#                    then satisfy the requirements, and pip installs only what is missing)
 #   OUT              results file (default benchmarks/results/gpu_<date>_<host>.txt)
 # --quick runs small benchmark sizes (a smoke run of the script itself, a few minutes).
 set -uo pipefail
@@ -34,7 +36,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 "$PYTHON" --version
 
 step "virtual environment $VENV"
-"$PYTHON" -m venv "$VENV" || fail "could not create the venv with $PYTHON"
+"$PYTHON" -m venv ${SYSTEM_SITE:+--system-site-packages} "$VENV" || fail "could not create the venv with $PYTHON"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install --quiet --upgrade pip ${PIP_ARGS:-} || fail "pip upgrade"
