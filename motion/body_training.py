@@ -155,7 +155,10 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no checkpoint at {p}; train one with `python train.py body`")
-    ckpt = torch.load(p, map_location=device, weights_only=False)
+    try:
+        ckpt = torch.load(p, map_location=device, weights_only=False)
+    except Exception as exc:  # any loading failure means a damaged or foreign file
+        raise ValueError(f"{p} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{p} is not a checkpoint written by `python train.py body`")
     cfg = BodyConfig(**ckpt["config"])

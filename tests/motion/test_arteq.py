@@ -58,7 +58,7 @@ def test_default_construction_and_outputs(body, data):
         model(data["points"][0])
 
 
-@pytest.mark.parametrize("g", [7, 23, 59])
+@pytest.mark.parametrize("g", [7, 59])
 def test_group_rotation_rotates_orientation_and_keeps_shape_labels_and_local_pose(model, data64, g):
     h = icosahedral_group(torch.float64)[g]
     out = model.fit(data64["points"])
@@ -119,11 +119,11 @@ def test_subsample_ignores_coordinates():
 
 def test_short_training_lowers_the_loss(body):
     torch.manual_seed(0)
-    model = ArtEq(body, num_points=64, neighbours=6, channels=8, layers=1)
-    batch = generate(body, 4, "train", seed=3, num_points=800)
+    model = ArtEq(body, num_points=48, neighbours=6, channels=8, layers=1)
+    batch = generate(body, 2, "train", seed=3, num_points=500)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(12):
+    for _ in range(10):
         loss, _ = arteq_loss(model(batch["points"]), batch, body)
         opt.zero_grad()
         loss.backward()
@@ -138,7 +138,7 @@ def test_baselines_run_on_the_same_data(body, data):
     loss, terms = arteq_loss(out, data, body)
     assert torch.isfinite(loss) and set(terms) == {"rot", "betas", "joints", "vertices", "seg"}
     # Optimisation fitting from the mean body lowers the vertex error of the mean body itself.
-    fitted = fit_by_optimisation(body, data["points"][:1], iters=30, num_points=256)
+    fitted = fit_by_optimisation(body, data["points"][:1], iters=15, num_points=256)
     start = fit_by_optimisation(body, data["points"][:1], iters=0, num_points=256)
     err = (fitted["vertices"] - data["vertices"][:1]).norm(dim=-1).mean()
     err0 = (start["vertices"] - data["vertices"][:1]).norm(dim=-1).mean()

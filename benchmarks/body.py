@@ -1,0 +1,78 @@
+"""Body fitting benchmark: ArtEq against a PointNet regressor and optimisation-based fitting.
+
+    python train.py body --model arteq --out runs/body_arteq          # train the two networks first
+    python train.py body --model pointnet --out runs/body_pointnet
+    python -m benchmarks.body [--bodies 16] [--fit-iters 150]
+
+For each test set of :mod:`motion.body.data` (``test``: in distribution; ``test_orient``: arbitrary global
+orientations; ``test_pose``: joint angles up to twice the training range) prints V2V and joint error (cm),
+global-orientation error (degrees), part accuracy where the method predicts parts, and inference time
+per body. The networks run one body at a time (latency); the optimisation fits all bodies of a set as one
+batch, and its time per body is the batch's time divided by the number of bodies (favourable to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from motion.arteq_baselines import fit_by_optimisation
+from motion.body.data import generate
+from motion.body.model import load_body_model
+from motion.body_training import TEST_SPLITS, evaluate, load_checkpoint
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arteq", default="runs/body_arteq/best.pt")
+    parser.add_argument("--pointnet", default="runs/body_pointnet/best.pt")
+    parser.add_argument("--bodies", type=int, default=16, help="bodies per test set")
+    parser.add_argument("--fit-iters", type=int, default=150, help="Adam steps of the optimisation fit")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--out", default="runs/body_benchmark.json")
+    args = parser.parse_args(argv)
+
+    body = load_body_model()
+    methods = {}
+    for name, path in (("ArtEq", args.arteq), ("PointNet", args.pointnet)):
+        if Path(path).is_file():
+            model, _ = load_checkpoint(path)
+            methods[name] = (model.fit, 1)
+            print(f"{name}: {path}, {sum(p.numel() for p in model.parameters()):,} parameters")
+        else:
+            print(f"{name}: no checkpoint at {path}; skipped")
+    methods[f"Optimisation ({args.fit_iters} Adam steps)"] = (
+        lambda p: fit_by_optimisation(body, p, iters=args.fit_iters),
+        args.bodies,
+    )
+
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
+        f"{args.bodies} bodies per set"
+    )
+    cols = ("V2V cm", "joint cm", "orient °", "part acc", "ms/body")
+    header = f"{'test set':<12} | {'method':<30} | " + " | ".join(f"{c:>8}" for c in cols)
+    print(header + "\n" + "-" * len(header))
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for split in TEST_SPLITS:
+        data = generate(body, args.bodies, split, seed=args.seed)
+        results[split] = {}
+        for name, (fit, batch) in methods.items():
+            m = evaluate(fit, data, batch_size=batch)
+            results[split][name] = m
+            acc = f"{m['part_acc']:.3f}" if "part_acc" in m else "-"
+            print(
+                f"{split:<12} | {name:<30} | {m['v2v_cm']:8.2f} | {m['joint_cm']:8.2f} | {m['orient_deg']:8.1f} | "
+                f"{acc:>8} | {m['ms_per_body']:8.1f}"
+            )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

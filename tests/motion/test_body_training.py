@@ -1,0 +1,82 @@
+"""``python train.py body``: a tiny training run, evaluation, fitting files, errors; a slow accuracy check."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from motion.body import load_body_model
+from motion.body.data import generate
+from motion.body_training import BodyConfig, load_checkpoint, run
+from train import main
+
+TINY = ["--num-points", "32", "--neighbours", "4", "--channels", "4", "--layers", "1", "--batch-size", "2",
+        "--cloud-points", "400", "--val-size", "2", "--test-size", "2", "--no-progress"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("body")
+    assert main(["body", "--steps", "2", "--eval-every", "1", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_training_writes_checkpoints_summary_and_logs(trained):
+    summary = json.loads((trained / "summary.json").read_text())
+    assert set(summary["test"]) == {"test", "test_orient", "test_pose"}
+    assert {"v2v_cm", "joint_cm", "part_acc", "orient_deg", "ms_per_body"} <= set(summary["test"]["test"])
+    assert len(summary["history"]) == 2 and (trained / "best.pt").is_file() and (trained / "last.pt").is_file()
+    assert any((trained / "tb").iterdir())
+    model, cfg = load_checkpoint(trained / "best.pt")
+    assert cfg.channels == 4 and not model.training
+
+
+def test_fit_command_writes_a_mesh_for_mesh_and_cloud_files(trained, tmp_path, capsys):
+    body = load_body_model()
+    d = generate(body, 1, "test", seed=9, num_points=400)
+    mesh_in = tmp_path / "scan.obj"
+    trimesh.Trimesh(d["vertices"][0].numpy(), body.faces.numpy(), process=False).export(mesh_in)
+    cloud_in = tmp_path / "cloud.npz"
+    np.savez(cloud_in, points=d["points"][0].numpy())
+    for src, dst in ((mesh_in, tmp_path / "fit.obj"), (cloud_in, tmp_path / "fit.ply")):
+        args = ["body", "--action", "fit", "--checkpoint", str(trained / "best.pt"), "--input", str(src)]
+        assert main([*args, "--output", str(dst)]) == 0
+        fitted = trimesh.load(dst, process=False)
+        assert len(fitted.vertices) == body.num_vertices
+        params = np.load(dst.with_suffix(".npz"))
+        assert params["rotations"].shape == (24, 3, 3) and params["betas"].shape == (10,)
+    assert "mean_point_to_vertex_cm" in capsys.readouterr().out
+
+
+def test_evaluate_command(trained, capsys):
+    assert main(["body", "--action", "evaluate", "--checkpoint", str(trained / "best.pt"), "--test-size", "2"]) == 0
+    assert "evaluate test_orient" in capsys.readouterr().out
+
+
+def test_bad_inputs_are_clear_errors(trained, tmp_path, capsys):
+    fit = ["body", "--action", "fit", "--checkpoint", str(trained / "best.pt"), "--output", str(tmp_path / "o.obj")]
+    assert main([*fit, "--input", str(tmp_path / "missing.ply")]) == 2
+    assert "no input file" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, points=np.zeros((5, 2)))
+    assert main([*fit, "--input", str(bad)]) == 2
+    assert "expected at least 16 points" in capsys.readouterr().err
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk")
+    assert main(["body", "--action", "evaluate", "--checkpoint", str(junk)]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert main(["body", "--action", "fit"]) == 2
+    assert "needs --checkpoint, --input and --output" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_config_training_recovers_body_model_clouds(tmp_path):
+    """The default (quick, CPU-sized) config; documented accuracy: see BENCHMARKS.md (ArtEq, test set)."""
+    torch.manual_seed(0)
+    result = run(BodyConfig(out=str(tmp_path), progress=False))
+    assert result["test"]["v2v_cm"] < 15.0
+    assert result["test"]["part_acc"] > 0.5
+    # Unseen orientations stay close to the in-distribution error (equivariance), unlike a plain network.
+    assert result["test_orient"]["v2v_cm"] < 1.5 * result["test"]["v2v_cm"]
