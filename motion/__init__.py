@@ -6,7 +6,8 @@ behind ``python train.py motion`` (:mod:`motion.training`), and :class:`GeoTDM` 
 equivariant denoiser, :mod:`motion.geotdm`; generation scores in :mod:`motion.generation_metrics`), and
 :class:`ArtEq` (SMPL body fitting from point clouds, :mod:`motion.arteq`, on the body models of
 :mod:`motion.body`; ``python train.py body``, :mod:`motion.body_training`). Still to come: datasets of rope
-rollouts. The networks are built from the shared layers of ``kernels``. ``motion`` never imports ``envs``; rope rollouts will reach it as files.
+rollouts. The networks are built from the shared layers of ``kernels``. ``motion`` never imports ``envs``;
+rope rollouts will reach it as files.
 """
 
 from motion.arteq import ArtEq
