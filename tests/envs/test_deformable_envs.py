@@ -355,6 +355,21 @@ def test_scripted_rope_closing():
         assert abs(info["error_winding"]) > 0.9  # the hanger really is inside the loop
 
 
+def test_closed_loop_without_the_hanger_inside_is_not_success():
+    # Close the rope around a point 2 m from the hanger: the ends meet, but the hanger is outside the loop.
+    env = RopeClosingEnv()
+    env.reset(seed=0)
+    real = env.hanger_pos.copy()
+    away = env.link_pos[20, :2] - real[:2]
+    env.hanger_pos = real + np.array([*(2.0 * away / np.linalg.norm(away)), 0.0])  # fools the controller only
+    for _ in range(env.horizon):
+        env.step(scripted_deformable_action(env))
+    assert env.errors()["ends"] < env.success_distance and abs(env.errors()["winding"]) > 0.9  # a loop, there
+    env.hanger_pos = real
+    env._task_update()
+    assert abs(env.errors()["winding"]) < 0.5 and not env.is_success()
+
+
 @pytest.mark.parametrize("holes", ["train", "held_out"])
 def test_scripted_cloth_hanging(holes):
     env = ClothHangingEnv(holes=holes)
@@ -380,9 +395,9 @@ def test_scripted_rope_shaping_success_rate():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env_id", ["RopeClosing-v0", "ClothHanging-v0"])
-def test_scripted_controllers_on_more_seeds(env_id):
-    env = gym.make(env_id).unwrapped
+@pytest.mark.parametrize("env_id,kwargs", [("RopeClosing-v0", {}), ("ClothHanging-v0", {"holes": "held_out"})])
+def test_scripted_controllers_on_more_seeds(env_id, kwargs):
+    env = gym.make(env_id, **kwargs).unwrapped
     results = [run_scripted(env, seed)["is_success"] for seed in range(10)]
     assert all(results), results
 
