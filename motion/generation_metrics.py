@@ -89,7 +89,7 @@ def classification_score(
     # training windows gets confidently wrong on new ones, which would make a perfect generator score well
     # above ln 2 by chance (measured: 3.8 on two halves of the same data without this).
     best = math.inf
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), torch.enable_grad():  # callers may be inside no_grad (sampling)
         torch.manual_seed(seed)
         model = _mlp(x.shape[1], 1, hidden)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -119,7 +119,7 @@ def prediction_score(
         return w[:, :, :past].flatten(1), w[:, :, past:].flatten(1)
 
     (xg, yg), (xr, yr) = split(generated), split(real)
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), torch.enable_grad():
         torch.manual_seed(seed)
         model = _mlp(xg.shape[1], yg.shape[1], hidden)
         _fit(model, xg, yg, nn.MSELoss(), steps)
