@@ -15,6 +15,7 @@ batch of one and a batch of many agree to the last bit.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ __all__ = [
     "final_weight",
     "goal_errors",
     "keypoint_observation",
+    "local_keypoints",
     "matrix_to_quat",
     "norms",
     "quat_matrices",
@@ -225,11 +227,17 @@ def squared_change(action: np.ndarray, prev_action: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Physics of a batch of environments
 def state_slices(model: mujoco.MjModel) -> tuple[slice, slice]:
-    """Where ``qpos`` and ``qvel`` lie in a state vector of :data:`STATE_SPEC`."""
-    t = mujoco.mjtState
-    q0 = mujoco.mj_stateSize(model, t.mjSTATE_TIME)
-    v0 = mujoco.mj_stateSize(model, t.mjSTATE_TIME | t.mjSTATE_QPOS)
-    return slice(q0, v0), slice(v0, v0 + model.nv)
+    """Where ``qpos`` and ``qvel`` lie in a state vector of :data:`STATE_SPEC`: after the time, in MuJoCo's
+    order of state components (``mjtState``)."""
+    return slice(1, 1 + model.nq), slice(1 + model.nq, 1 + model.nq + model.nv)
+
+
+@functools.cache
+def _stability_bounds(nq: int, nv: int, max_speed: float) -> np.ndarray:
+    """Bounds of ``|qpos|`` (1e6: finite, no body a thousand kilometres away) and ``|qvel|`` (``max_speed``)."""
+    bounds = np.concatenate([np.full(nq, 1e6), np.full(nv, max_speed)])
+    bounds.flags.writeable = False
+    return bounds
 
 
 def step_physics(
@@ -251,7 +259,7 @@ def step_physics(
         frame_skip: physics steps per control step.
         states: ``[B, nstate]`` :data:`STATE_SPEC` states: on entry those from before the step (what an unstable
             environment goes back to), on return those after it.
-        max_speed: a generalised velocity at or above this (or any non-finite coordinate) is unstable.
+        max_speed: a generalised velocity at or above this (or a non-finite or huge position) is unstable.
 
     Returns:
         ``[B]`` bool: True where the step was stable.
@@ -265,9 +273,10 @@ def step_physics(
         d.ctrl[:] = c
         step(m, d, frame_skip)
         get_state(m, d, state, spec)
-    qpos, qvel = state_slices(models[0])
-    # Written as "max < bound" so that NaN fails it; qpos checked as well (a NaN can hide in a quaternion).
-    ok = np.isfinite(states[:, qpos]).all(axis=1) & (np.abs(states[:, qvel]).max(axis=1, initial=0.0) < max_speed)
+    m = models[0]
+    # qpos and qvel in one comparison, written as "x < bound" so that NaN fails it.
+    bounds = _stability_bounds(m.nq, m.nv, max_speed)
+    ok = (np.abs(states[:, 1 : 1 + m.nq + m.nv]) < bounds).all(axis=1)
     for i in np.flatnonzero(~ok):
         states[i] = before[i]
         mujoco.mj_setState(models[i], datas[i], states[i], STATE_SPEC)
@@ -289,6 +298,15 @@ def validate_actions(actions: Any, shape: tuple[int, ...], owner: str) -> tuple[
     if clipped.any():
         a = np.clip(a, -1.0, 1.0)
     return a, clipped
+
+
+@functools.cache
+def local_keypoints(shape: str) -> np.ndarray:
+    """The keypoints ``[K, 3]`` of ``shape`` in the object frame, at mid-height (shared: do not modify)."""
+    kp = get_shape(shape).keypoints
+    out = np.column_stack([kp, np.full(len(kp), OBJECT_HEIGHT / 2)])
+    out.flags.writeable = False
+    return out
 
 
 def _vec_box(n: int) -> gym.spaces.Box:
@@ -344,6 +362,7 @@ class RigidTaskEnv(MujocoGraphEnv):
         self.goal_pos, self.goal_rot = np.zeros(3), np.eye(3)
         self._prev_action: np.ndarray | None = None
         self._data_pool: dict[Any, list[mujoco.MjData]] = {}  # idle data of each scene variant
+        self._body_ids: dict[str, int] | None = None  # set with the first scene
 
     # ------------------------------------------------------------------------------------------------
     # Batched task logic: implemented by each task, shared with the vector environment.
@@ -385,8 +404,7 @@ class RigidTaskEnv(MujocoGraphEnv):
         elif name not in self.shapes:
             raise ValueError(f"options['shape']={name!r} is not among this environment's shapes {self.shapes}")
         self.shape = get_shape(name)
-        kp = self.shape.keypoints
-        self._local_keypoints = np.column_stack([kp, np.full(len(kp), OBJECT_HEIGHT / 2)])
+        self._local_keypoints = local_keypoints(name)
         self._use_variant(self._variant_for(options))
 
     def _variant_for(self, options: dict[str, Any]) -> Any:
@@ -424,11 +442,12 @@ class RigidTaskEnv(MujocoGraphEnv):
             super()._use_variant(variant)
         # A diverged step must stay visible (NaN) for step_physics to undo it, not be reset silently.
         self.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
-        names = ["object"] + [f"gripper{i}" for i in range(self.num_grippers)]
-        self._body_ids = {n: self.model.body(n).id for n in names}
-        self._gripper_ids = np.array([self._body_ids[f"gripper{i}"] for i in range(self.num_grippers)])
-        self._state = np.zeros((1, mujoco.mj_stateSize(self.model, STATE_SPEC)))
-        self._qpos_slice, self._qvel_slice = state_slices(self.model)
+        if self._body_ids is None:  # every scene of a task has the same bodies and state layout
+            names = ["object"] + [f"gripper{i}" for i in range(self.num_grippers)]
+            self._body_ids = {n: self.model.body(n).id for n in names}
+            self._gripper_ids = np.array([self._body_ids[f"gripper{i}"] for i in range(self.num_grippers)])
+            self._state = np.zeros((1, mujoco.mj_stateSize(self.model, STATE_SPEC)))
+            self._qpos_slice, self._qvel_slice = state_slices(self.model)
 
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Object frame in the world: origin at the centre of its bottom face, z along the extrusion."""

@@ -15,9 +15,9 @@ directly: finished episodes reset within the same step; the finished episode's l
 Wrap it in :class:`~stable_baselines3.common.vec_env.VecMonitor` for episode statistics.
 
 The sub-environments (:attr:`RigidVectorEnv.envs`, unwrapped task instances) own the MuJoCo models and data
-and do the resets (sampling, shape choice), so resets are those of the single environment. Between resets
-the vector environment steps their data directly: their own step counters and cached read-outs are not
-updated, and ``env_method``/``get_attr`` see only what lives in ``model`` and ``data``.
+and sample each episode (shape, start, goal) with their own seeded generators, so episodes are those of the
+single environment. The vector environment steps their data directly: their own step counters and cached
+read-outs are not updated, and ``env_method``/``get_attr`` see only what lives in ``model`` and ``data``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from envs.rigid import RigidTaskEnv, keypoint_observation, state_slices, step_physics, validate_actions
+from envs.rigid import (
+    STATE_SPEC,
+    RigidTaskEnv,
+    keypoint_observation,
+    state_slices,
+    step_physics,
+    validate_actions,
+)
 from envs.shapes import NUM_KEYPOINTS
 
 __all__ = ["RigidVectorEnv", "make_vector_env"]
@@ -89,27 +96,44 @@ class RigidVectorEnv(VecEnv):
             self.seed(seed)
 
     # ------------------------------------------------------------------------------------------------
-    def _adopt(self, i: int, obs: dict[str, np.ndarray]) -> None:
-        """Take over environment ``i`` right after its reset: its model, data, state, goal and observation."""
-        env = self.envs[i]
-        self._models[i], self._datas[i] = env.model, env.data
-        if self._states is None:
-            self._states = np.zeros((self.num_envs, env._state.shape[1]))
-            self._qpos, self._qvel = state_slices(env.model)
-        self._states[i] = env._state[0]
-        self._t[i] = 0
-        self._prev_action[i] = 0.0
-        self._goal_pos[i], self._goal_rot[i] = env.goal_pos, env.goal_rot
-        self._local_keypoints[i] = env._local_keypoints
-        self._shapes[i] = env.shape.name
+    def _reset_envs(self, indices: list[int], seeds: list[int | None], options: list[dict[str, Any]]) -> None:
+        """Reset environments ``indices`` and write their first observations into ``self._obs``.
+
+        Each environment samples its episode as ``MujocoGraphEnv.reset`` does; the observations and reset
+        infos of all of them then come from one batched pass (a test checks them against single resets).
+        """
+        for i, seed, opts in zip(indices, seeds, options, strict=True):
+            env = self.envs[i]
+            # MujocoGraphEnv.reset up to its observation: seed, sample the episode, forward kinematics.
+            gym.Env.reset(env, seed=seed)
+            env.t = 0
+            env._task_reset(opts)
+            mujoco.mj_forward(env.model, env.data)
+            if self._states is None:
+                self._states = np.zeros((self.num_envs, env._state.shape[1]))
+                self._qpos, self._qvel = state_slices(env.model)
+            mujoco.mj_getState(env.model, env.data, self._states[i], STATE_SPEC)
+            self._models[i], self._datas[i] = env.model, env.data
+            self._goal_pos[i], self._goal_rot[i] = env.goal_pos, env.goal_rot
+            self._local_keypoints[i] = env._local_keypoints
+            self._shapes[i] = env.shape.name
+        idx = np.asarray(indices)
+        self._t[idx] = 0
+        self._prev_action[idx] = 0.0
+        task, goal_pos, goal_rot = self.task, self._goal_pos[idx], self._goal_rot[idx]
+        s = task.readout(self._states[idx, self._qpos], self._states[idx, self._qvel])
+        errors = task.goal_errors(s, goal_pos, goal_rot)
+        obs = keypoint_observation(s, goal_pos, goal_rot, self._local_keypoints[idx], task.has_yaw)
         for k, v in obs.items():
-            self._obs[k][i] = v
+            self._obs[k][idx] = v
+        keys = ["is_success", "shape", *(f"error_{k}" for k in errors)]
+        columns = [task.success(s, errors, goal_pos).tolist(), [self._shapes[i] for i in indices]]
+        columns += [e.tolist() for e in errors.values()]
+        for i, row in zip(indices, zip(*columns, strict=True), strict=True):
+            self.reset_infos[i] = dict(zip(keys, row, strict=True))
 
     def reset(self) -> VecEnvObs:
-        for i, env in enumerate(self.envs):
-            options = {"options": self._options[i]} if self._options[i] else {}
-            obs, self.reset_infos[i] = env.reset(seed=self._seeds[i], **options)
-            self._adopt(i, obs)
+        self._reset_envs(list(range(self.num_envs)), self._seeds, self._options)
         # Seeds and options are used once (SB3's convention).
         self._reset_seeds()
         self._reset_options()
@@ -146,11 +170,13 @@ class RigidVectorEnv(VecEnv):
         columns = [c.tolist() for c in columns]
         columns.insert(1, self._shapes)
         infos = [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+        # Finished episodes: keep their last observation, reset them, and return their first one instead.
         self._obs = obs
-        for i in np.flatnonzero(dones).tolist():
-            infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
-            reset_obs, self.reset_infos[i] = self.envs[i].reset()
-            self._adopt(i, reset_obs)
+        done = np.flatnonzero(dones).tolist()
+        if done:
+            for i in done:
+                infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
+            self._reset_envs(done, [None] * len(done), [{}] * len(done))
         # obs is new every step and not kept beyond the next: no copy needed (unlike DummyVecEnv's buffers).
         return obs, reward.astype(np.float32), dones, infos
 

@@ -7,11 +7,22 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 import envs
-from envs.rigid import quat_matrices
+from envs.rigid import STATE_SPEC, quat_matrices, state_slices
 from envs.shapes import get_shape
 from envs.vector import RigidVectorEnv, make_vector_env
 
 IDS = list(envs.RIGID_TASKS)
+
+
+def assert_same_infos(infos, ref_infos):
+    for info, ref in zip(infos, ref_infos, strict=True):
+        assert info.keys() == ref.keys()
+        for k, v in info.items():
+            if k == "terminal_observation":
+                for key in v:
+                    np.testing.assert_array_equal(v[key], ref[k][key], err_msg=key)
+            else:
+                assert v == ref[k] and type(v) is type(ref[k]), (k, v, ref[k])
 
 
 def assert_same_step(vec_out, ref_out):
@@ -24,14 +35,7 @@ def assert_same_step(vec_out, ref_out):
     np.testing.assert_array_equal(rew, ref_rew)
     assert rew.dtype == ref_rew.dtype
     np.testing.assert_array_equal(done, ref_done)
-    for info, ref in zip(infos, ref_infos, strict=True):
-        assert info.keys() == ref.keys()
-        for k, v in info.items():
-            if k == "terminal_observation":
-                for key in v:
-                    np.testing.assert_array_equal(v[key], ref[k][key], err_msg=key)
-            else:
-                assert v == ref[k] and type(v) is type(ref[k]), (k, v, ref[k])
+    assert_same_infos(infos, ref_infos)
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -44,6 +48,7 @@ def test_vector_env_equals_single_envs_in_dummy_vec_env(env_id):
     obs, ref_obs = vec.reset(), ref.reset()
     for k in obs:
         np.testing.assert_array_equal(obs[k], ref_obs[k])
+    assert_same_infos(vec.reset_infos, ref.reset_infos)
     rng = np.random.default_rng(0)
     ends = 0
     for _ in range(14):
@@ -51,6 +56,7 @@ def test_vector_env_equals_single_envs_in_dummy_vec_env(env_id):
         actions = rng.uniform(-1.3, 1.3, (3, *vec.action_space.shape)).astype(np.float32)
         out = vec.step(actions)
         assert_same_step(out, ref.step(actions))
+        assert_same_infos(vec.reset_infos, ref.reset_infos)
         ends += out[2].sum()
         if out[2].any():
             assert all(info["TimeLimit.truncated"] for info, d in zip(out[3], out[2], strict=True) if d)
@@ -107,7 +113,13 @@ def test_readout_matches_mujoco_kinematics(env_id):
     m, d = env.model, env.data
     d.qvel[:] = rng.normal(size=m.nv)  # every joint moving, so that the comparison covers every term
     mujoco.mj_forward(m, d)
-    s = env.readout(d.qpos[None].copy(), d.qvel[None].copy())
+    # Through the state vector, as both environments read it.
+    state = np.zeros((1, mujoco.mj_stateSize(m, STATE_SPEC)))
+    mujoco.mj_getState(m, d, state[0], STATE_SPEC)
+    qpos, qvel = state_slices(m)
+    np.testing.assert_array_equal(state[0, qpos], d.qpos)
+    np.testing.assert_array_equal(state[0, qvel], d.qvel)
+    s = env.readout(state[:, qpos], state[:, qvel])
     vel = np.zeros(6)
 
     def velocity(body):  # world-frame [angular, linear] velocity of the body frame's origin (XBODY, not the CoM)
