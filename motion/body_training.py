@@ -56,7 +56,7 @@ class BodyConfig:
     batch_size: int = 4
     """Bodies per step."""
     lr: float = 2e-3
-    """Adam learning rate (cosine decay to 5% over the steps)."""
+    """Adam learning rate (cosine decay to a twentieth of it over the steps)."""
     cloud_points: int = 5000
     """Points sampled on each body's surface."""
     noise: float = 0.005
