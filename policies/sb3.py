@@ -39,20 +39,25 @@ class GraphObservation(BaseFeaturesExtractor):
 
 
 class _Extractor(nn.Module):
-    def __init__(self, network: nn.Module, action_dim: int) -> None:
+    """Actor mean and critic latent, from one shared network or from two of the same architecture."""
+
+    def __init__(self, network: nn.Module, action_dim: int, critic: nn.Module | None = None) -> None:
         super().__init__()
         self.network = network
+        self.critic = critic
         self.latent_dim_pi = action_dim
         self.latent_dim_vf = network.hidden
 
     def forward(self, features: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        return self.network(features)
+        if self.critic is None:
+            return self.network(features)
+        return self.forward_actor(features), self.forward_critic(features)
 
     def forward_actor(self, features: dict[str, Tensor]) -> Tensor:
         return self.network(features)[0]
 
     def forward_critic(self, features: dict[str, Tensor]) -> Tensor:
-        return self.network(features)[1]
+        return (self.network if self.critic is None else self.critic)(features)[1]
 
 
 class GraphActorCriticPolicy(ActorCriticPolicy):
@@ -62,6 +67,9 @@ class GraphActorCriticPolicy(ActorCriticPolicy):
         network: ``"hepi"``, ``"empn"`` or ``"transformer"``.
         layout: the environment's :class:`~policies.graph_obs.GraphLayout` (``GraphLayout.from_env(env)``).
         network_kwargs: keyword arguments of the network (``hidden``, ``layers``, ...).
+        shared_critic: actor and critic share one network (half the compute); by default the critic is a
+            second network of the same architecture, as in SB3's default MLP policy: with one shared trunk the
+            value loss dominated its gradients and PPO did not learn on insertion (measured, BENCHMARKS.md).
     """
 
     def __init__(
@@ -72,6 +80,7 @@ class GraphActorCriticPolicy(ActorCriticPolicy):
         network: str = "hepi",
         layout: GraphLayout | None = None,
         network_kwargs: dict[str, Any] | None = None,
+        shared_critic: bool = False,
         **kwargs: Any,
     ) -> None:
         if network not in NETWORKS:
@@ -81,13 +90,16 @@ class GraphActorCriticPolicy(ActorCriticPolicy):
         if layout.action_dim != action_space.shape[0]:
             raise ValueError(f"layout gives {layout.action_dim} action components, the space has {action_space.shape}")
         self.network_name, self.layout, self.network_kwargs = network, layout, dict(network_kwargs or {})
+        self.shared_critic = shared_critic
         kwargs.setdefault("features_extractor_class", GraphObservation)
         kwargs.setdefault("ortho_init", False)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
-        network = NETWORKS[self.network_name](self.layout, **self.network_kwargs)
-        self.mlp_extractor = _Extractor(network, self.layout.action_dim)
+        build = NETWORKS[self.network_name]
+        network = build(self.layout, **self.network_kwargs)
+        critic = None if self.shared_critic else build(self.layout, **self.network_kwargs)
+        self.mlp_extractor = _Extractor(network, self.layout.action_dim, critic)
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)
@@ -97,5 +109,10 @@ class GraphActorCriticPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(network=self.network_name, layout=self.layout, network_kwargs=self.network_kwargs)
+        data.update(
+            network=self.network_name,
+            layout=self.layout,
+            network_kwargs=self.network_kwargs,
+            shared_critic=self.shared_critic,
+        )
         return data
