@@ -80,3 +80,11 @@ def test_quick_config_training_recovers_body_model_clouds(tmp_path):
     assert result["test"]["part_acc"] > 0.5
     # Unseen orientations stay close to the in-distribution error (equivariance), unlike a plain network.
     assert result["test_orient"]["v2v_cm"] < 1.5 * result["test"]["v2v_cm"]
+
+
+def test_help_lists_the_body_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["body", "-h"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--action {train,evaluate,fit}" in out and "--body-model" in out
