@@ -46,10 +46,12 @@ class EdgeLayout:
     degree: Tensor
 
     @classmethod
-    def build(cls, edge_index: Tensor, num_src: int, num_dst: int | None = None) -> EdgeLayout:
-        """Validate ``edge_index`` and sort it by destination (stable, so ties keep their order)."""
+    def build(cls, edge_index: Tensor, num_src: int, num_dst: int | None = None, validate: bool = True) -> EdgeLayout:
+        """Validate ``edge_index`` (unless ``validate=False``) and sort it by destination (stable: ties keep
+        their order)."""
         num_dst = num_src if num_dst is None else num_dst
-        check_edge_index(edge_index, num_src, num_dst)
+        if validate:
+            check_edge_index(edge_index, num_src, num_dst)
         # int32 indices halve the index traffic of the kernels; 2**31 nodes is far beyond any graph here.
         if max(num_src, num_dst) >= 2**31:
             raise ValueError(f"EdgeLayout: at most 2**31 - 1 nodes are supported, got {max(num_src, num_dst)}")
@@ -97,7 +99,10 @@ class EdgeLayout:
 
 
 def as_layout(edge_index: Tensor | EdgeLayout, num_src: int, num_dst: int) -> EdgeLayout:
-    """``edge_index`` itself if it is a layout, else a layout built from it now (sorting on every call)."""
+    """``edge_index`` itself if it is a layout, else a layout built from it now (sorting on every call).
+
+    For layers that have already checked ``edge_index`` this call: it is not checked again (a device sync).
+    """
     if isinstance(edge_index, EdgeLayout):
         return edge_index
-    return EdgeLayout.build(edge_index, num_src, num_dst)
+    return EdgeLayout.build(edge_index, num_src, num_dst, validate=False)
