@@ -8,8 +8,8 @@ compare shapes of motion, not absolute placement.
   of per-agent positions; the mean absolute difference of their bin probabilities, averaged over frames and
   axes. 0 for identical marginals; lower is better.
 - :func:`classification_score`: the held-out cross-entropy (nats) of a small MLP trained to tell real from
-  generated windows, its best value during training (evaluated every 10 steps). About ln 2 = 0.693 when they
-  cannot be told apart; higher is better.
+  generated windows from positions and frame differences, its best value during training (evaluated every
+  10 steps). About ln 2 = 0.693 when they cannot be told apart; higher is better.
 - :func:`prediction_score`: the MSE on real windows of an MLP trained on generated windows to predict the
   last ``T - past`` frames from the first ``past`` ("train on synthetic, test on real"); lower is better.
 
@@ -80,7 +80,12 @@ def classification_score(
     n = min(len(real), len(generated))  # balanced classes, so ln 2 is the chance level
     real, generated = remove_com(real[:n].float()), remove_com(generated[:n].float())
     n_test = max(1, int(n * test_fraction))
-    x = torch.cat([real.flatten(1), generated.flatten(1)])
+
+    def features(w: Tensor) -> Tensor:
+        # Frame differences next to positions: jagged motion is what an unconverged generator gets wrong first.
+        return torch.cat([w.flatten(1), (w[:, :, 1:] - w[:, :, :-1]).flatten(1)], 1)
+
+    x = torch.cat([features(real), features(generated)])
     y = torch.cat([torch.ones(n), torch.zeros(n)])
     test = torch.zeros(2 * n, dtype=torch.bool)
     test[:n_test] = test[n : n + n_test] = True
