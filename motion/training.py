@@ -159,7 +159,9 @@ def training_loss(cfg: MotionConfig, train_model: torch.nn.Module, batch: dict[s
     return best_of_k_loss(train_model(batch["past"], batch["mask"]), batch["future"], batch["mask"])
 
 
-def predict(cfg: MotionConfig, model: torch.nn.Module, batch: dict[str, Tensor], generator=None) -> Tensor:
+def predict(
+    cfg: MotionConfig, model: torch.nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None
+) -> Tensor:
     """Predicted futures ``[B, N, K, T_f, D]`` (GeoTDM: K samples with ``sample_steps`` steps)."""
     if cfg.model == "geotdm":
         return model.sample(
