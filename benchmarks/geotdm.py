@@ -30,10 +30,10 @@ from motion.training import MotionConfig, build_model, load_datasets, run
 PUBLISHED_SECONDS = 74.0  # batch of 128, T = 1000, workstation GPU
 
 
-def time_sampler(model, cond: torch.Tensor, steps: int, time_steps: int) -> tuple[float, float, bool]:
+def time_sampler(model, cond: torch.Tensor, steps: int, time_steps: int, eta: float) -> tuple[float, float, bool]:
     """Wall-clock and process CPU seconds to sample ``cond``'s batch with ``steps`` steps (scaled from
     ``time_steps`` updates if fewer). CPU seconds stay meaningful when other jobs share the machine."""
-    eta = 1.0 if steps == model.schedule.num_steps else 0.0
+    eta = 1.0 if steps == model.schedule.num_steps else eta
     timed = min(steps, time_steps) if time_steps else steps
     # Every update is one denoiser call on the same batch, so `timed` updates cost `timed / steps` of the run.
     t0, c0 = time.perf_counter(), time.process_time()
@@ -42,8 +42,8 @@ def time_sampler(model, cond: torch.Tensor, steps: int, time_steps: int) -> tupl
     return seconds * steps / timed, cpu * steps / timed, timed < steps
 
 
-def quality(model, batch: dict, steps: int, k: int = 5) -> dict[str, float]:
-    eta = 1.0 if steps == model.schedule.num_steps else 0.0
+def quality(model, batch: dict, steps: int, eta: float, k: int = 5) -> dict[str, float]:
+    eta = 1.0 if steps == model.schedule.num_steps else eta
     pred = model.sample(batch["past"], num_samples=k, steps=steps, eta=eta, noise=torch.Generator().manual_seed(1))
     d = displacement_sums(pred, batch["future"], batch["eval_mask"])
     a = sample_average_sums(pred, batch["future"], batch["eval_mask"])
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128, help="trajectories per timed batch")
     parser.add_argument("--time-steps", type=int, default=100, help="updates timed per sampler (0: all)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--eta", type=float, default=0.0, help="stochasticity of the fewer-step samplers (0: DDIM)")
     parser.add_argument("--quick", action="store_true", help="tiny data, model and budgets (a smoke run)")
     parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNG")
     args = parser.parse_args()
@@ -128,8 +129,8 @@ def main() -> None:
     for steps in [int(s) for s in args.steps.split(",")]:
         if args.quick:
             steps = min(steps, model.schedule.num_steps)
-        seconds, cpu, scaled = time_sampler(model, timing, steps, args.time_steps)
-        q = quality(model, batch, steps)
+        seconds, cpu, scaled = time_sampler(model, timing, steps, args.time_steps, args.eta)
+        q = quality(model, batch, steps, args.eta)
         rows.append((steps, seconds, cpu, scaled, q))
         print(f"  {steps} steps: {seconds:.1f} s per batch ({cpu:.1f} CPU s), {q}", flush=True)
 
@@ -143,7 +144,8 @@ def main() -> None:
         f"{'minADE':>6} | {'minFDE':>6}"
     )
     for steps, seconds, cpu, scaled, q in rows:
-        name = f"{'DDPM' if steps == model.schedule.num_steps else 'DDIM'} {steps}"
+        full = steps == model.schedule.num_steps
+        name = f"DDPM {steps}" if full else f"DDIM {steps}" if args.eta == 0 else f"eta {args.eta:g}, {steps}"
         star = "*" if scaled else " "
         print(
             f"{name:<18} | {seconds:7.1f}{star} | {cpu:7.1f}{star} | {base[2] / cpu:7.1f}x | {q['avg_ade']:7.3f} | "
