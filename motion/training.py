@@ -35,6 +35,7 @@ from tqdm import tqdm
 from motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
 from motion.data.eth_ucy import SCENES, load_split
 from motion.data.nbody import SYSTEMS, default_config, write_dataset
+from motion.data.rope import RopeWindows, load_rollouts, rope_splits
 from motion.eqmotion import EqMotion
 from motion.generation_metrics import generation_scores
 from motion.geotdm import GeoTDM
@@ -51,12 +52,14 @@ class MotionConfig:
     model: Literal["eqmotion", "geotdm"] = "eqmotion"
     """Model to train: eqmotion (deterministic prediction) or geotdm (trajectory diffusion)."""
     data: str = "charged"
-    """Dataset: an N-body system (charged, springs, gravity) or eth_ucy."""
+    """Dataset: an N-body system (charged, springs, gravity), eth_ucy, or rope (rollouts of our rope tasks in
+    --data-root, written by python -m envs.rollouts)."""
     scene: str = "eth"
     """ETH/UCY held-out test scene (eth, hotel, univ, zara1, zara2)."""
     data_root: str | None = None
     """Dataset folder: for N-body, where the splits are (written there first if missing; default data/<system>);
-    for ETH/UCY, a folder in the ../shared/data/eth_ucy layout (default: that folder)."""
+    for ETH/UCY, a folder in the ../shared/data/eth_ucy layout (default: that folder); for rope, the folder of
+    rollouts.npz (default data/rope_closing)."""
     train_size: int = 3000
     """N-body training systems, when the data is generated."""
     eval_size: int = 2000
@@ -113,8 +116,8 @@ class MotionConfig:
         pedestrians = self.data == "eth_ucy"
         if self.unconditional and (self.model != "geotdm" or pedestrians):
             raise ValueError("--unconditional needs --model geotdm and an N-body dataset")
-        if not pedestrians and self.data not in SYSTEMS:
-            raise ValueError(f"unknown motion dataset {self.data!r}; available: {', '.join(SYSTEMS)}, eth_ucy")
+        if not pedestrians and self.data not in (*SYSTEMS, "rope"):
+            raise ValueError(f"unknown motion dataset {self.data!r}; available: {', '.join(SYSTEMS)}, eth_ucy, rope")
         if pedestrians and self.scene not in SCENES:
             raise ValueError(f"unknown ETH/UCY scene {self.scene!r}; available: {', '.join(SCENES)}")
         cfg = MotionConfig(**asdict(self))
@@ -131,6 +134,9 @@ def load_datasets(cfg: MotionConfig) -> dict[str, Dataset]:
             split: PedestrianWindows(load_split(cfg.scene, split, cfg.data_root, cfg.past, cfg.future), cfg.past)
             for split in ("train", "val", "test")
         }
+    if cfg.data == "rope":
+        splits = rope_splits(load_rollouts(cfg.data_root or Path("data") / "rope_closing"))
+        return {s: RopeWindows(splits[s], cfg.past, cfg.future) for s in ("train", "val", "test")}
     root = Path(cfg.data_root or Path("data") / cfg.data)
     if not all((root / f"{s}.npz").is_file() for s in ("train", "val", "test")):
         print(f"simulating the {cfg.data} dataset into {root} (once)")
