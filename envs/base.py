@@ -7,6 +7,8 @@ reward and success; physics read-outs that the rigid tasks share live in :mod:`e
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,17 @@ _BAD = [
     int(mujoco.mjtWarning.mjWARN_BADQVEL),
     int(mujoco.mjtWarning.mjWARN_BADQACC),
 ]
+
+
+def _load_llvm_users_first() -> None:
+    """Import Triton (when installed) before the first offscreen GL context exists.
+
+    Mesa's EGL driver and Triton each bring their own LLVM; when Triton is loaded after an EGL context was
+    made (PyTorch imports it when the first optimiser is built), the process segfaults (measured with mesa
+    llvmpipe and triton 3.9). Loaded in this order, both work.
+    """
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
 
 
 class UnstableSimulation(RuntimeError):
@@ -237,6 +250,7 @@ class MujocoGraphEnv(gym.Env):
                     "no display for MuJoCo's GLFW backend: set MUJOCO_GL=egl (or osmesa) before mujoco is "
                     "imported, or import envs before mujoco, which sets it on headless machines"
                 )
+            _load_llvm_users_first()
             self._renderer = mujoco.Renderer(self.model, self.height, self.width)
         self._renderer.update_scene(self.data, camera=self._camera())
         return self._renderer.render()

@@ -88,3 +88,18 @@ def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("RigidSliding")]
     assert rows == ["hepi", "mlp", "random"]
     assert (tmp_path / "plots" / "rl_rigidsliding.png").stat().st_size > 1000
+
+
+def test_rendering_then_training_in_one_process_does_not_crash():
+    # Mesa's EGL driver and Triton both bring an LLVM; Triton loaded after a GL context segfaulted.
+    script = (
+        "import gymnasium as gym, envs, torch\n"
+        "env = gym.make('RigidSliding-v0', render_mode='rgb_array', width=64, height=64)\n"
+        "env.reset(seed=0)\n"
+        "assert env.render().shape == (64, 64, 3)\n"
+        "torch.optim.Adam([torch.zeros(1, requires_grad=True)])\n"
+        "print('trained after rendering')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert "trained after rendering" in result.stdout
