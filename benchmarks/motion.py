@@ -50,7 +50,10 @@ def constant_velocity(scene: str) -> dict[str, float]:
 
 
 def plot_curves(runs: dict[str, Path], path: Path, metric: str) -> None:
-    """Validation curves (``metric`` per epoch, against training minutes) of finished runs, one line each."""
+    """Validation curves (``metric`` per epoch, against training samples seen) of finished runs, one line each.
+
+    Samples, not minutes: wall-clock time depends on what else the machine runs.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,9 +63,9 @@ def plot_curves(runs: dict[str, Path], path: Path, metric: str) -> None:
     for name, folder in runs.items():
         summary = json.loads((folder / "summary.json").read_text())
         history = summary["val_history"]
-        minutes = [summary["train_seconds"] / 60 * (i + 1) / len(history) for i in range(len(history))]
-        ax.plot(minutes, history, marker=".", label=name)
-    ax.set_xlabel("training minutes (2-core CPU)")
+        seen = summary["steps"] * summary["config"]["batch_size"]
+        ax.plot([seen * (i + 1) / len(history) for i in range(len(history))], history, marker=".", label=name)
+    ax.set_xlabel("training samples seen")
     ax.set_ylabel(f"validation {metric}")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
