@@ -151,7 +151,41 @@ def mesh_centroid(vertices: Tensor, faces: Tensor) -> Tensor:
     return (area.unsqueeze(-1) * tri.mean(2)).sum(1) / area.sum(1, keepdim=True)
 
 
-class ArtEq(nn.Module):
+def body_prediction(
+    body: BodyModel, part_rot: Tensor, betas: Tensor, centre: Tensor, logits: Tensor, idx: Tensor
+) -> dict[str, Tensor]:
+    """The output dict of a body regressor: posed body from per-part global rotations and shape, placed so
+    that its mesh centroid sits at the input cloud's ``centre``."""
+    rotations = local_from_global(part_rot)
+    verts, joints = body(rotations, betas)
+    transl = centre[:, 0] - mesh_centroid(verts, body.faces)
+    return {
+        "rotations": rotations,
+        "global_orient": rotations[:, 0],
+        "betas": betas,
+        "vertices": verts + transl[:, None],
+        "joints": joints + transl[:, None],
+        "transl": transl,
+        "part_rotations": part_rot,
+        "part_logits": logits,
+        "sample_index": idx,
+    }
+
+
+class BodyRegressor(nn.Module):
+    """Base of the point-cloud body regressors: :meth:`fit` is :meth:`forward` in eval mode, no gradients."""
+
+    @torch.no_grad()
+    def fit(self, points: Tensor) -> dict[str, Tensor]:
+        was = self.training
+        self.eval()
+        try:
+            return self(points)
+        finally:
+            self.train(was)
+
+
+class ArtEq(BodyRegressor):
     """ArtEq network (see the module docstring) with the body model it regresses parameters of.
 
     Args:
@@ -268,30 +302,7 @@ class ArtEq(nn.Module):
         anchors = self.group.to(head.dtype) @ delta  # G_g delta_g, [B, 22, 60, 3, 3]
         part_rot = chordal_mean(anchors, weights)  # [B, 22, 3, 3]
 
-        rotations = local_from_global(part_rot)
-        verts, joints = self.body(rotations, betas)
-        transl = centre[:, 0] - mesh_centroid(verts, self.body.faces)
-        return {
-            "rotations": rotations,
-            "global_orient": rotations[:, 0],
-            "betas": betas,
-            "vertices": verts + transl[:, None],
-            "joints": joints + transl[:, None],
-            "transl": transl,
-            "part_rotations": part_rot,
-            "part_logits": logits,
-            "sample_index": idx,
-        }
-
-    @torch.no_grad()
-    def fit(self, points: Tensor) -> dict[str, Tensor]:
-        """Inference: :meth:`forward` in eval mode without gradients."""
-        was = self.training
-        self.eval()
-        try:
-            return self(points)
-        finally:
-            self.train(was)
+        return body_prediction(self.body, part_rot, betas, centre, logits, idx)
 
 
 def arteq_loss(

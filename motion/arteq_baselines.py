@@ -15,13 +15,13 @@ import torch
 from torch import Tensor, nn
 
 from kernels.rotation import axis_angle_to_matrix
-from motion.arteq import local_from_global, mesh_centroid, sixd_to_matrix, subsample
+from motion.arteq import BodyRegressor, body_prediction, mesh_centroid, sixd_to_matrix, subsample
 from motion.body.model import NUM_BETAS, NUM_JOINTS, NUM_PARTS, BodyModel, load_body_model
 
 __all__ = ["PointNetRegressor", "fit_by_optimisation", "chamfer"]
 
 
-class PointNetRegressor(nn.Module):
+class PointNetRegressor(BodyRegressor):
     """PointNet-style regressor of SMPL parameters (see the module docstring).
 
     Shapes: ``points [B, P, 3]`` -> the dict of :class:`~motion.arteq.ArtEq`.
@@ -59,29 +59,7 @@ class PointNetRegressor(nn.Module):
         eye6 = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=head.dtype, device=head.device)
         part_rot = sixd_to_matrix(eye6 + head[:, : NUM_PARTS * 6].view(-1, NUM_PARTS, 6))
         betas = head[:, NUM_PARTS * 6 :]
-        rotations = local_from_global(part_rot)
-        verts, joints = self.body(rotations, betas)
-        transl = centre[:, 0] - mesh_centroid(verts, self.body.faces)
-        return {
-            "rotations": rotations,
-            "global_orient": rotations[:, 0],
-            "betas": betas,
-            "vertices": verts + transl[:, None],
-            "joints": joints + transl[:, None],
-            "transl": transl,
-            "part_rotations": part_rot,
-            "part_logits": logits,
-            "sample_index": idx,
-        }
-
-    @torch.no_grad()
-    def fit(self, points: Tensor) -> dict[str, Tensor]:
-        was = self.training
-        self.eval()
-        try:
-            return self(points)
-        finally:
-            self.train(was)
+        return body_prediction(self.body, part_rot, betas, centre, logits, idx)
 
 
 def chamfer(a: Tensor, b: Tensor) -> Tensor:
