@@ -1,12 +1,9 @@
 import math
-import warnings
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
-from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 from envs.cloth_hanging import (
@@ -23,6 +20,7 @@ from envs.deformable import path_edges, winding_number, yaw_matrix
 from envs.rope_closing import RopeClosingEnv
 from envs.rope_shaping import RopeShapingEnv, shape_descriptors, shape_error, w_curve
 from envs.scripted_deformable import scripted_deformable_action
+from tests.envs.checks import run_env_checkers, seeded_rollout
 
 IDS = list(envs.DEFORMABLE_TASKS)
 
@@ -35,10 +33,6 @@ def run_scripted(env, seed, options=None):
     return info
 
 
-def flat(obs):
-    return np.concatenate([v.ravel() for v in obs.values()])
-
-
 # --- API ----------------------------------------------------------------------------------------
 
 
@@ -47,25 +41,13 @@ def flat(obs):
 )
 def test_gymnasium_and_sb3_checkers(env_id, kwargs):
     env = gym.make(env_id, **kwargs).unwrapped
-    check_env(env, skip_render_check=True)
-    with warnings.catch_warnings():
-        # SB3 notes that [nodes, 3] entries are not 1-D; they are graph node arrays, flattened by its extractor.
-        warnings.filterwarnings("ignore", message=".*unconventional shape.*")
-        sb3_check_env(env)
+    run_env_checkers(env)
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_same_seed_same_episode_and_different_seeds_differ(env_id):
     def rollout(seed):
-        env = gym.make(env_id)
-        obs, _ = env.reset(seed=seed)
-        env.action_space.seed(seed)
-        trace, rewards = [flat(obs)], []
-        for _ in range(8):
-            obs, r, *_ = env.step(env.action_space.sample())
-            trace.append(flat(obs))
-            rewards.append(r)
-        return np.stack(trace), np.array(rewards)
+        return seeded_rollout(env_id, seed, 8)
 
     a, ra = rollout(3)
     b, rb = rollout(3)

@@ -1,17 +1,15 @@
 import math
-import warnings
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
-from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 from envs.rigid import yaw_matrix
 from envs.scripted import scripted_action
 from envs.shapes import INSERTION_SHAPES, TRAIN_SHAPES, UNSEEN_SHAPES
+from tests.envs.checks import run_env_checkers, seeded_rollout
 
 IDS = list(envs.RIGID_TASKS)
 
@@ -28,26 +26,13 @@ def run_scripted(env, seed, options=None):
 @pytest.mark.parametrize("shape", ["train", "unseen"])
 def test_gymnasium_and_sb3_checkers(env_id, shape):
     env = gym.make(env_id, shape=shape).unwrapped
-    check_env(env, skip_render_check=True)
-    with warnings.catch_warnings():
-        # SB3 notes that [nodes, 3] entries are not 1-D; they are graph node arrays, flattened by its extractor.
-        warnings.filterwarnings("ignore", message=".*unconventional shape.*")
-        sb3_check_env(env)
+    run_env_checkers(env)
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_same_seed_same_episode_and_different_seeds_differ(env_id):
     def rollout(seed):
-        env = gym.make(env_id)
-        obs, _ = env.reset(seed=seed)
-        env.action_space.seed(seed)
-        trace = [np.concatenate([v.ravel() for v in obs.values()])]
-        rewards = []
-        for _ in range(15):
-            obs, r, *_ = env.step(env.action_space.sample())
-            trace.append(np.concatenate([v.ravel() for v in obs.values()]))
-            rewards.append(r)
-        return np.stack(trace), np.array(rewards)
+        return seeded_rollout(env_id, seed, 15)
 
     a, ra = rollout(3)
     b, rb = rollout(3)
