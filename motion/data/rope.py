@@ -31,13 +31,11 @@ def load_rollouts(folder: str | Path) -> np.ndarray:
         )
     try:
         with np.load(path) as data:
-            if "positions" not in data:
-                raise ValueError(f"{path}: no 'positions' array (is it a file written by envs.rollouts?)")
-            positions = np.asarray(data["positions"], dtype=np.float32)
+            positions = np.asarray(data["positions"], dtype=np.float32) if "positions" in data else None
     except (OSError, ValueError) as exc:
-        if isinstance(exc, ValueError) and str(path) in str(exc):
-            raise
         raise ValueError(f"{path}: not a readable npz file ({exc})") from None
+    if positions is None:
+        raise ValueError(f"{path}: no 'positions' array (is it a file written by envs.rollouts?)")
     if positions.ndim != 4 or positions.shape[-1] != 3:
         raise ValueError(f"{path}: 'positions' must have shape [S, T, N, 3], got {list(positions.shape)}")
     if not np.isfinite(positions).all():
