@@ -8,10 +8,10 @@ of point ``n`` as seen in the frame of rotation ``G_g``. Pipeline:
 1. Centre the cloud (translation is not regressed) and keep ``num_points`` of its points (a strided
    subset: rotation invariant, see :func:`subsample`).
 2. Lift and convolve on a k-nearest-neighbour graph with :class:`GroupPointConv` (the maths of
-   :class:`kernels.FiberConv` on the group, with :class:`kernels.PolynomialBasis` kernels): the spatial
-   kernel of edge ``j -> i`` at group element ``g`` depends on ``G_g^T (x_j - x_i)``, the fiber kernel
-   between ``g`` and ``g'`` on ``G_g^T G_g'``. Rotating the input
-   by ``h`` in the group permutes the group axis, ``f'[n, g] = f[n, h^-1 g]``, exactly.
+   :class:`kernels.FiberConv` on the group; a quadratic spatial kernel, a :class:`kernels.PolynomialBasis`
+   fiber kernel): the spatial kernel of edge ``j -> i`` at group element ``g`` depends on ``G_g^T (x_j - x_i)``,
+   the fiber kernel between ``g`` and ``g'`` on ``G_g^T G_g'``.
+   Rotating the input by ``h`` in the group permutes the group axis, ``f'[n, g] = f[n, h^-1 g]``, exactly.
 3. Part segmentation (22 parts) from the group-averaged, hence invariant, features; features soft-pooled
    per part with the predicted part probabilities (still equivariant).
 4. Shape: invariant part features, self-attention over parts, mean, MLP -> betas (invariant).
@@ -47,6 +47,8 @@ __all__ = [
     "local_from_global",
     "mesh_centroid",
     "GroupPointConv",
+    "QuadraticKernel",
+    "monomials",
 ]
 
 
@@ -74,6 +76,37 @@ def knn_graph(x: Tensor, k: int) -> Tensor:
     return d.topk(k, dim=-1, largest=False).indices
 
 
+def monomials(r: Tensor) -> Tensor:
+    """The 10 monomials of degree at most 2 of ``r [..., 3]``: ``1, x, y, z, xx, yy, zz, xy, xz, yz``."""
+    x, y, z = r.unbind(-1)
+    return torch.stack([torch.ones_like(x), x, y, z, x * x, y * y, z * z, x * y, x * z, y * z], -1)
+
+
+class QuadraticKernel(nn.Module):
+    r"""Per-channel quadratic function of a vector in each group frame, ``k_c(G_g^T r)``, as coefficients.
+
+    ``k_c(y) = a_c + b_c \cdot y + y^T A_c y``, so ``k_c(G_g^T r) = a_c + (G_g b_c) \cdot r + r^T (G_g A_c G_g^T) r``:
+    a polynomial in ``r`` whose coefficients :meth:`forward` returns, ``[60, 10, C]`` in the order of
+    :func:`monomials`. Then ``monomials(r) @ coefficients`` evaluates the kernel of every frame at once, and a
+    sum over neighbours can be taken before the kernel is applied (one dense matmul; see :class:`GroupPointConv`).
+    """
+
+    def __init__(self, channels: int, init_std: float = 0.3) -> None:
+        super().__init__()
+        self.a = nn.Parameter(init_std * torch.randn(channels))
+        self.b = nn.Parameter(init_std * torch.randn(channels, 3))
+        self.A = nn.Parameter(init_std * torch.randn(channels, 3, 3))
+
+    def forward(self, group: Tensor) -> Tensor:
+        lin = torch.einsum("gpq,cq->gpc", group, self.b)  # G_g b_c, [60, 3, C]
+        quad = torch.einsum("gpi,cij,gqj->gpqc", group, self.A, group)  # G_g A_c G_g^T, [60, 3, 3, C]
+        diag = quad.diagonal(dim1=1, dim2=2).permute(0, 2, 1)  # [60, 3, C]
+        sym = quad + quad.transpose(1, 2)
+        off = torch.stack([sym[:, 0, 1], sym[:, 0, 2], sym[:, 1, 2]], 1)  # xy, xz, yz
+        const = self.a.expand(group.shape[0], 1, -1)
+        return torch.cat([const, lin, diag, off], 1)
+
+
 class GroupPointConv(nn.Module):
     r"""Separable convolution on points x the icosahedral group, for fixed-degree neighbourhoods.
 
@@ -81,33 +114,40 @@ class GroupPointConv(nn.Module):
     its neighbours ``j`` and rotations ``g``, ``p``,
 
     .. math::
-        u_{i,g} = \frac{1}{k} \sum_j (W_s\, b_s(G_g^T (x_j - x_i))) \odot f_{j,g}, \qquad
+        u_{i,g} = \frac{1}{k} \sum_j k_s(G_g^T (x_j - x_i)) \odot f_{j,g}, \qquad
         f'_{i,p} = W \Big(u_{i,p} + \frac{1}{60} \sum_g (W_f\, b_f(G_p^T G_g)) \odot u_{i,g}\Big) + b
 
-    Both kernels depend on quantities unchanged when the input and the frames are rotated together, so a
-    rotation ``h`` of the input that belongs to the group permutes the group axis: ``f'[i, g] -> f'[i, h^-1 g]``.
+    with a quadratic spatial kernel ``k_s`` per channel (:class:`QuadraticKernel`). Both kernels depend on
+    quantities unchanged when the input and the frames are rotated together, so a rotation ``h`` of the input
+    that belongs to the group permutes the group axis: ``f'[i, g] -> f'[i, h^-1 g]``.
 
-    Shapes: ``f [B, N, 60, C]``, ``nbr [B, N, k]``, ``spatial_basis [B, N, k, 60, D]``, ``fiber_basis
-    [60, 60, D]`` -> ``[B, N, 60, out_channels]``.
+    Because ``k_s(G_g^T r)`` is a fixed polynomial in ``r`` with frame-dependent coefficients, the kernels of
+    all edges and frames come from one dense matmul, ``monomials(r) [edges, 10] @ coefficients [10, 60 C]``.
+    (The previous MLP basis evaluated per edge and frame, and its weight gradient, took ~80% of the step time.)
+
+    Shapes: ``f [B, N, 60, C]``, ``nbr [B, N, k]``, ``mono [B, N, k, 10]`` (:func:`monomials` of the relative
+    positions), ``group [60, 3, 3]``, ``fiber_basis [60, 60, D]`` -> ``[B, N, 60, out_channels]``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, basis_dim: int) -> None:
         super().__init__()
-        self.spatial_kernel = nn.Linear(basis_dim, in_channels, bias=False)
+        self.spatial_kernel = QuadraticKernel(in_channels)
         self.fiber_kernel = nn.Linear(basis_dim, in_channels, bias=False)
         self.linear = nn.Linear(in_channels, out_channels)
 
-    def forward(self, f: Tensor, nbr: Tensor, spatial_basis: Tensor, fiber_basis: Tensor) -> Tensor:
+    def forward(self, f: Tensor, nbr: Tensor, mono: Tensor, group: Tensor, fiber_basis: Tensor) -> Tensor:
         B, N, G, C = f.shape
         k = nbr.shape[-1]
         flat = (nbr + N * torch.arange(B, device=nbr.device).view(B, 1, 1)).reshape(-1)
-        f_j = f.reshape(B * N, G, C).index_select(0, flat).view(B, N, k, G, C)
-        u = (self.spatial_kernel(spatial_basis) * f_j).mean(2)  # [B, N, 60, C]
+        f_j = f.reshape(B * N, G * C).index_select(0, flat).view(B * N, k, G * C)
+        # Spatial kernel of every edge and frame by one dense matmul, [BN, k, 60 C] (the 1/k of the mean folded in).
+        edge = (mono.reshape(B * N * k, -1) / k) @ self.spatial_kernel(group).transpose(0, 1).reshape(-1, G * C)
+        u = (edge.view(B * N, k, G * C) * f_j).sum(1).view(B * N, G, C)
         kernel = self.fiber_kernel(fiber_basis)  # [60 (p), 60 (g), C]
-        mixed = torch.bmm(kernel.permute(2, 0, 1), u.permute(3, 2, 0, 1).reshape(C, G, B * N)) / G  # [C, 60, BN]
+        mixed = torch.bmm(kernel.permute(2, 0, 1), u.permute(2, 1, 0))  # [C, 60, BN]
         # Plus the unmixed term: at initialisation the fiber kernel is nearly the same for every pair, so the
         # mixed term alone is nearly constant over the group and would wash out all orientation information.
-        return self.linear(u + mixed.view(C, G, B, N).permute(2, 3, 1, 0))
+        return self.linear(u + mixed.permute(2, 1, 0) / G).view(B, N, G, -1)
 
 
 class GroupPointBlock(nn.Module):
@@ -120,8 +160,8 @@ class GroupPointBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
         self.gamma = nn.Parameter(torch.full((channels,), layer_scale))
 
-    def forward(self, f: Tensor, nbr: Tensor, spatial_basis: Tensor, fiber_basis: Tensor) -> Tensor:
-        return f + self.gamma * self.mlp(self.norm(self.conv(f, nbr, spatial_basis, fiber_basis)))
+    def forward(self, f: Tensor, nbr: Tensor, mono: Tensor, group: Tensor, fiber_basis: Tensor) -> Tensor:
+        return f + self.gamma * self.mlp(self.norm(self.conv(f, nbr, mono, group, fiber_basis)))
 
 
 def sixd_to_matrix(d6: Tensor) -> Tensor:
@@ -233,7 +273,6 @@ class ArtEq(BodyRegressor):
             "fiber_invariants", torch.einsum("pab,oac->pobc", group, group).reshape(60, 60, 9), persistent=False
         )
         C = channels
-        self.spatial_basis = PolynomialBasis(3, basis_dim, degree=2)
         self.fiber_basis = PolynomialBasis(9, basis_dim, degree=2)
         self.embed = nn.Parameter(torch.ones(C))
         self.lift = GroupPointConv(C, C, basis_dim)
@@ -261,13 +300,11 @@ class ArtEq(BodyRegressor):
         B, N, _ = x.shape
         nbr = knn_graph(x, self.neighbours)
         x_j = torch.gather(x.unsqueeze(1).expand(B, N, N, 3), 2, nbr.unsqueeze(-1).expand(-1, -1, -1, 3))
-        rel = (x_j - x.unsqueeze(2)) / self.radius  # [B, N, k, 3]
-        local = torch.einsum("bnka,gac->bnkgc", rel, self.group)  # G_g^T (x_j - x_i), [B, N, k, 60, 3]
-        sb = self.spatial_basis(local)
+        mono = monomials((x_j - x.unsqueeze(2)) / self.radius)  # [B, N, k, 10]
         fb = self.fiber_basis(self.fiber_invariants)
-        f = self.lift(self.embed.expand(B, N, 60, -1), nbr, sb, fb)
+        f = self.lift(self.embed.expand(B, N, 60, -1), nbr, mono, self.group, fb)
         for block in self.blocks:
-            f = block(f, nbr, sb, fb)
+            f = block(f, nbr, mono, self.group, fb)
         return f
 
     def forward(self, points: Tensor) -> dict[str, Tensor]:

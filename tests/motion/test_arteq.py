@@ -5,7 +5,15 @@ import torch
 
 from kernels import icosahedral_group, random_rotation
 from motion import ArtEq
-from motion.arteq import GroupPointConv, arteq_loss, local_from_global, mesh_centroid, subsample
+from motion.arteq import (
+    GroupPointConv,
+    QuadraticKernel,
+    arteq_loss,
+    local_from_global,
+    mesh_centroid,
+    monomials,
+    subsample,
+)
 from motion.arteq_baselines import PointNetRegressor, fit_by_optimisation
 from motion.body import NUM_PARTS, BodyModel, load_body_model
 from motion.body.data import generate
@@ -89,19 +97,25 @@ def test_group_conv_permutes_the_group_axis():
     f = torch.randn(1, 7, 60, 4)
     nbr = torch.randint(0, 7, (1, 7, 3))
     rel = torch.randn(1, 7, 3, 3)
-    fb = torch.randn(60, 60, 6)
-
-    def basis(r):  # any function of the frame-local coordinates
-        local = torch.einsum("bnka,gac->bnkgc", r, G)
-        return torch.cat([local, local.square()], -1)
-
     fb = torch.einsum("pab,oac->pobc", G, G).reshape(60, 60, 9)[..., :6]
-    out = conv(f, nbr, basis(rel), fb)
+    out = conv(f, nbr, monomials(rel), G, fb)
     # Rotated input: positions by G[g], features permuted the same way.
     f_rot = torch.empty_like(f)
     f_rot[:, :, perm] = f
-    out_rot = conv(f_rot, nbr, basis(rel @ G[g].T), fb)
+    out_rot = conv(f_rot, nbr, monomials(rel @ G[g].T), G, fb)
     assert torch.allclose(out_rot[:, :, perm], out, atol=1e-5)
+
+
+def test_quadratic_kernel_coefficients_evaluate_the_kernel_in_every_frame():
+    """``monomials(r) @ coefficients`` equals ``a + b . y + y^T A y`` at ``y = G_g^T r`` for every frame."""
+    torch.manual_seed(2)
+    G = icosahedral_group(torch.float64)
+    kern = QuadraticKernel(3).double()
+    r = torch.randn(5, 3, dtype=torch.float64)
+    got = torch.einsum("nm,gmc->ngc", monomials(r), kern(G))
+    y = torch.einsum("gab,na->ngb", G, r)  # G_g^T r
+    want = kern.a + torch.einsum("ngi,ci->ngc", y, kern.b) + torch.einsum("ngi,cij,ngj->ngc", y, kern.A, y)
+    assert torch.allclose(got, want, atol=1e-10)
 
 
 def test_local_from_global_inverts_the_kinematic_chain(body):
