@@ -7,11 +7,14 @@ of point ``n`` as seen in the frame of rotation ``G_g``. Pipeline:
 
 1. Centre the cloud (translation is not regressed) and keep ``num_points`` of its points (a strided
    subset: rotation invariant, see :func:`subsample`).
-2. Lift and convolve on a k-nearest-neighbour graph with :class:`GroupPointConv` (the maths of
+2. Embed each point's position in every frame (``G_g^T x``, a quadratic per channel: equivariant), then
+   lift and convolve on a k-nearest-neighbour graph with :class:`GroupPointConv` (the maths of
    :class:`kernels.FiberConv` on the group; a quadratic spatial kernel, a :class:`kernels.PolynomialBasis`
    fiber kernel): the spatial kernel of edge ``j -> i`` at group element ``g`` depends on ``G_g^T (x_j - x_i)``,
    the fiber kernel between ``g`` and ``g'`` on ``G_g^T G_g'``.
    Rotating the input by ``h`` in the group permutes the group axis, ``f'[n, g] = f[n, h^-1 g]``, exactly.
+   A global-context layer then mixes each point's feature with the cloud's mean feature in the same frame
+   (still equivariant: both permute together).
 3. Part segmentation (22 parts) from the group-averaged, hence invariant, features; features soft-pooled
    per part with the predicted part probabilities (still equivariant).
 4. Shape: invariant part features, self-attention over parts, mean, MLP -> betas (invariant).
@@ -259,6 +262,7 @@ class ArtEq(BodyRegressor):
         # Held outside the module tree: its arrays come from the body-model file, not from training.
         self._body = [body if body is not None else load_body_model()]
         self.num_points, self.neighbours, self.radius = num_points, neighbours, radius
+        self.body_scale = 0.5  # metres dividing positions from the centroid before the position embedding
         self.hparams = dict(
             num_points=num_points,
             neighbours=neighbours,
@@ -274,10 +278,12 @@ class ArtEq(BodyRegressor):
         )
         C = channels
         self.fiber_basis = PolynomialBasis(9, basis_dim, degree=2)
-        self.embed = nn.Parameter(torch.ones(C))
+        self.position = QuadraticKernel(C)
         self.lift = GroupPointConv(C, C, basis_dim)
         self.blocks = nn.ModuleList(GroupPointBlock(C, basis_dim) for _ in range(layers))
-        self.seg_head = nn.Sequential(nn.Linear(C, C), nn.GELU(), nn.Linear(C, NUM_PARTS))
+        self.context = nn.Sequential(nn.LayerNorm(2 * C), nn.Linear(2 * C, 2 * C), nn.GELU(), nn.Linear(2 * C, C))
+        self.frame_score = nn.Linear(C, 1)
+        self.seg_head = nn.Sequential(nn.Linear(2 * C, 2 * C), nn.GELU(), nn.Linear(2 * C, NUM_PARTS))
         self.part_embed = nn.Parameter(0.1 * torch.randn(NUM_PARTS, C))
         self.shape_attn = nn.TransformerEncoderLayer(C, nhead=4, dim_feedforward=2 * C, batch_first=True)
         self.shape_head = nn.Sequential(nn.Linear(C, C), nn.GELU(), nn.Linear(C, NUM_BETAS))
@@ -302,10 +308,15 @@ class ArtEq(BodyRegressor):
         x_j = torch.gather(x.unsqueeze(1).expand(B, N, N, 3), 2, nbr.unsqueeze(-1).expand(-1, -1, -1, 3))
         mono = monomials((x_j - x.unsqueeze(2)) / self.radius)  # [B, N, k, 10]
         fb = self.fiber_basis(self.fiber_invariants)
-        f = self.lift(self.embed.expand(B, N, 60, -1), nbr, mono, self.group, fb)
+        # Input: each point's position (from the centroid) in every frame, an equivariant embedding.
+        pos = monomials(x / self.body_scale).reshape(B * N, -1) @ self.position(self.group).transpose(0, 1).flatten(1)
+        f = self.lift(pos.view(B, N, 60, -1), nbr, mono, self.group, fb)
         for block in self.blocks:
             f = block(f, nbr, mono, self.group, fb)
-        return f
+        # Global context: the cloud's mean feature in the same frame joins every point's feature. Local features
+        # alone (a few neighbourhoods of ~10 cm) cannot tell left from right or a hand from a foot.
+        glob = f.mean(1, keepdim=True).expand_as(f)
+        return f + self.context(torch.cat([f, glob], -1))
 
     def forward(self, points: Tensor) -> dict[str, Tensor]:
         if points.dim() != 3 or points.size(-1) != 3:
@@ -318,7 +329,12 @@ class ArtEq(BodyRegressor):
         B, N = x.shape[:2]
 
         # --- segmentation from invariant features; soft pooling per part ------------------------
-        logits = self.seg_head(f.mean(2))  # [B, N, 22]
+        # Invariant per-point features: the mean over the 60 frames, and an attention-weighted sum whose weights
+        # come from the cloud's mean feature in each frame (they pick frames aligned with the body, so the
+        # weighted features read positions in the body's own frame; permuting the frames permutes the weights).
+        frame_w = self.frame_score(f.mean(1)).softmax(1)  # [B, 60, 1]
+        aligned = torch.einsum("bgo,bngc->bnc", frame_w, f)
+        logits = self.seg_head(torch.cat([f.mean(2), aligned], -1))  # [B, N, 22]
         prob = logits.softmax(-1)
         mass = prob.sum(1).clamp(min=1e-6)  # [B, 22]
         part = torch.einsum("bnp,bngc->bpgc", prob, f) / mass[:, :, None, None]  # [B, 22, 60, C]
