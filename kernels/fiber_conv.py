@@ -50,6 +50,11 @@ class FiberConv(nn.Module):
         bias: learn the bias ``b``.
         backend: ``"auto"`` (fused Triton kernels on CUDA when available, PyTorch otherwise), ``"torch"`` or
             ``"triton"``; see :mod:`kernels.backend`. float64 uses PyTorch.
+        calibrate: rescale the two kernels once, on the first forward call, so that each step keeps the
+            standard deviation of its input (PONITA's data-dependent initialisation). Without it the output
+            starts as a product of small kernels and the features, orders of magnitude below its input, and
+            a network on top sees almost constant features. The first call already returns the calibrated
+            output; a ``calibrated`` buffer, saved with the weights, keeps a loaded model from rescaling again.
 
     Shapes:
         - f: ``[N, O, C]`` or a ``(source [N_s, O, C], destination [N_d, O, *])`` pair for bipartite graphs
@@ -69,6 +74,7 @@ class FiberConv(nn.Module):
         aggr: Literal["sum", "mean"] = "sum",
         bias: bool = True,
         backend: Backend = "auto",
+        calibrate: bool = False,
     ) -> None:
         super().__init__()
         check_backend(backend, "FiberConv")
@@ -82,12 +88,21 @@ class FiberConv(nn.Module):
         self.spatial_kernel = nn.Linear(basis_dim, in_channels, bias=False)
         self.fiber_kernel = nn.Linear(basis_dim, in_channels, bias=False)
         self.linear = nn.Linear(in_channels, out_channels, bias=bias)
+        self.calibrate = calibrate
+        if calibrate:
+            self.register_buffer("calibrated", torch.tensor(False))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.spatial_kernel.reset_parameters()
         self.fiber_kernel.reset_parameters()
         self.linear.reset_parameters()
+        if self.linear.bias is not None:
+            # Zero, as in PONITA: the convolution's output starts small (a product of three small kernels and
+            # the features), and a random bias would swamp it, leaving a LayerNorm after it nothing to rescale.
+            nn.init.zeros_(self.linear.bias)
+        if self.calibrate:
+            self.calibrated.fill_(False)
 
     def _check(
         self,
@@ -121,6 +136,8 @@ class FiberConv(nn.Module):
         f_src, f_dst = (f[0], f[1]) if isinstance(f, tuple) else (f, f)
         self._check(f_src, f_dst, edge_index, spatial_basis, fiber_basis)
         n_dst, O = f_dst.size(0), f_src.size(1)
+        if self.calibrate and not bool(self.calibrated):
+            self._calibrate(f_src, edge_index, spatial_basis, fiber_basis, n_dst)
 
         unsupported = None
         if f_src.dtype not in FUSED_DTYPES or spatial_basis.dtype != f_src.dtype:
@@ -145,6 +162,26 @@ class FiberConv(nn.Module):
         # Channels as the batch of one matmul each; contiguous operands make the small GEMMs faster.
         g = torch.bmm(g.permute(2, 0, 1).contiguous(), kernel.permute(2, 1, 0).contiguous()).permute(1, 2, 0) / O
         return F.linear(g, self.linear.weight, self.linear.bias)
+
+    @torch.no_grad()
+    def _calibrate(
+        self, f_src: Tensor, edge_index: Tensor | EdgeLayout, spatial_basis: Tensor, fiber_basis: Tensor, n_dst: int
+    ) -> None:
+        if isinstance(edge_index, EdgeLayout):
+            edge_index = edge_index.edge_index
+        g = fiber_message(spatial_basis, self.spatial_kernel.weight, f_src, edge_index, n_dst)
+        if self.aggr == "mean":
+            g = g / in_degree(edge_index[1], n_dst, g.dtype).clamp(min=1).view(-1, 1, 1)
+        std_in, std_g = f_src.std(), g.std()
+        if not (torch.isfinite(std_g) and std_g > 0 and std_in > 0):
+            return  # nothing to calibrate on (no edges, constant features): try again on the next call
+        self.spatial_kernel.weight.mul_(std_in / std_g)
+        g = g * (std_in / std_g)
+        out = torch.einsum("nob,pob->npb", g, self.fiber_kernel(fiber_basis)) / g.size(1)
+        std_out = out.std()
+        if torch.isfinite(std_out) and std_out > 0:
+            self.fiber_kernel.weight.mul_(std_in / std_out)
+            self.calibrated.fill_(True)
 
     def extra_repr(self) -> str:
         return (

@@ -104,6 +104,29 @@ def test_matches_pyg_reference_in_float32(aggr):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("aggr", ["sum", "mean"])
+def test_calibration_restores_the_input_scale_once_and_is_saved(aggr):
+    torch.manual_seed(0)
+    n, e, O = 50, 400, 8
+    f, ei = 0.2 * torch.randn(n, O, C), torch.randint(0, n, (2, e))
+    sb, fb = 0.05 * torch.rand(e, O, B), 0.05 * torch.rand(O, O, B)  # small bases, as a fresh PolynomialBasis gives
+    plain = FiberConv(C, C, B, aggr=aggr)
+    conv = FiberConv(C, C, B, aggr=aggr, calibrate=True)
+    conv.load_state_dict({**plain.state_dict(), "calibrated": torch.tensor(False)})
+    assert plain(f, ei, sb, fb).std() < 1e-2 * f.std()  # what calibration is for
+    first = conv(f, ei, sb, fb)
+    assert conv.calibrated
+    assert 0.2 * f.std() < first.std() < 5 * f.std()
+    torch.testing.assert_close(conv(f, ei, sb, fb), first)  # the first call already used the final weights
+    reloaded = FiberConv(C, C, B, aggr=aggr, calibrate=True)
+    reloaded.load_state_dict(conv.state_dict())
+    reloaded(torch.randn(n, O, C), ei, sb, fb)  # other data: a loaded, calibrated layer must not rescale
+    for a, b in zip(reloaded.parameters(), conv.parameters(), strict=True):
+        assert torch.equal(a, b)
+    conv.reset_parameters()
+    assert not conv.calibrated
+
+
 @pytest.mark.parametrize("chunk_edges", [None, 1, 7])
 def test_fused_message_gradcheck_for_any_chunking(chunk_edges):
     n, e, O = 6, 25, 4
