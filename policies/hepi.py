@@ -37,10 +37,17 @@ class HEPiNetwork(nn.Module):
     task and agent edges (object to gripper, gripper to gripper), each followed by a per-type ConvNeXt update.
     ``heterogeneous=False`` (EMPN): one graph, one node type, one convolution per step over all edges.
 
+    Edge invariants enter the kernel bases as ``asinh(x / length_scale)``: linear below the objects' size,
+    logarithmic beyond, so centimetre-scale keypoint edges and metre-scale distances both give the bases
+    something to resolve. The convolutions calibrate their kernels on the first batch (see
+    :class:`~kernels.FiberConv`); without that their outputs started about 1e-4 of their inputs and every
+    node's direction-averaged features, hence the critic, were constant to 1e-6 across states.
+
     Heads: for each actuator node, an equivariant vector ``v`` (read out from the grid) times an invariant
     gate ``s`` gives the linear-velocity mean (its first ``linear_dims`` components), and an invariant scalar
-    gives the yaw rate. The critic latent is a DeepSets sum over invariant node read-outs, so the value is
-    invariant too.
+    gives the yaw rate. The gate starts near 1 (a product of two small factors would give the translation
+    actions far less gradient than the yaw rate). The critic latent is a DeepSets sum over invariant node
+    read-outs, so the value is invariant too.
 
     Shapes: ``forward(obs)`` with ``obs[key] [B, n, 3]`` -> ``(action mean [B, A], critic latent [B, H])``.
     """
@@ -53,10 +60,16 @@ class HEPiNetwork(nn.Module):
         longitudes: int = 8,
         basis_dim: int = 32,
         heterogeneous: bool = True,
+        length_scale: float = 0.1,
     ) -> None:
         super().__init__()
+        if length_scale <= 0:
+            raise ValueError(f"HEPiNetwork: length_scale must be positive, got {length_scale}")
         self.layout, self.hidden, self.heterogeneous = layout, hidden, heterogeneous
-        self.register_buffer("grid", ring_grid(longitudes), persistent=False)
+        self.length_scale = length_scale
+        # Kept in float64 and cast per call: a grid rounded to float32 is no longer mapped exactly onto itself by
+        # the rotations it should be (cos 45 degrees is off by 3e-8), which float64 equivariance tests would see.
+        self.register_buffer("grid", ring_grid(longitudes, dtype=torch.float64), persistent=False)
         types = list(layout.node_counts)
         self.embed = nn.ModuleDict({t: nn.Linear(len(layout.vector_features(t)), hidden, bias=False) for t in types})
         self.type_embedding = nn.ParameterDict({t: nn.Parameter(torch.randn(hidden) * 0.1) for t in types})
@@ -71,18 +84,23 @@ class HEPiNetwork(nn.Module):
         self.updates = nn.ModuleList()
         for _ in range(layers):
             for step in self.steps:
-                self.convs.append(HeteroConv({et: FiberConv(hidden, hidden, basis_dim, aggr="mean") for et in step}))
+                self.convs.append(
+                    HeteroConv({et: FiberConv(hidden, hidden, basis_dim, aggr="mean", calibrate=True) for et in step})
+                )
                 dsts = {et[2] for et in step}
                 self.updates.append(nn.ModuleDict({t: ConvNeXtMLP(hidden, layer_scale=None) for t in dsts}))
         self.head_vector = nn.Linear(hidden, 1, bias=False)
         self.head_scalar = nn.Linear(hidden, 2)
+        with torch.no_grad():
+            self.head_scalar.bias[0] = 1.0  # the gate s
         self.critic_node = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.critic_out = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU())
 
     def forward(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        lay, grid = self.layout, self.grid
-        B = obs[f"{lay.actuator}_pos"].shape[0]
-        device = grid.device
+        lay = self.layout
+        pos_a = obs[f"{lay.actuator}_pos"]
+        B, device = pos_a.shape[0], pos_a.device
+        grid = self.grid.to(device, pos_a.dtype)
         pos, f = {}, {}
         for t in lay.node_counts:
             p, v = node_vectors(obs, lay, t)
@@ -106,7 +124,7 @@ class HEPiNetwork(nn.Module):
         fiber = self.fiber_basis(orientation_invariants(grid))
         bases = {}
         for et, ei in edges.items():
-            invariants = spatial_invariants(pos[et[0]], pos[et[2]], ei, grid)
+            invariants = torch.asinh(spatial_invariants(pos[et[0]], pos[et[2]], ei, grid) / self.length_scale)
             bases[et] = {"spatial_basis": self.spatial_basis["__".join(et)](invariants)}
         for k, (conv, update) in enumerate(zip(self.convs, self.updates, strict=True)):
             step = self.steps[k % len(self.steps)]
@@ -121,7 +139,9 @@ class HEPiNetwork(nn.Module):
 
         # Actor: equivariant vector times invariant gate; invariant yaw rate.
         fa = f[lay.actuator]
-        vec = readout_vectors(self.head_vector(fa), grid)[:, 0]  # [B * G, 3]
+        # x3 makes the read-out the inverse of lifting on this grid (sum_o n_o n_o^T = O/3 I): a lifted vector
+        # reads out unchanged, instead of at a third of its length.
+        vec = 3.0 * readout_vectors(self.head_vector(fa), grid)[:, 0]  # [B * G, 3]
         scal = readout_scalars(self.head_scalar(fa))  # [B * G, 2]
         linear = (vec * scal[:, :1])[:, : lay.linear_dims]
         per_node = torch.cat([linear, scal[:, 1:]], 1) if lay.yaw else linear

@@ -135,3 +135,17 @@ def test_short_ppo_run_and_save_load(name, env_id, tmp_path):
 def test_make_policy_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown policy 'gnn'"):
         make_policy("gnn", gym.make("RigidInsertion-v0"))
+
+
+def test_hepi_starts_with_state_dependent_critic_and_comparable_action_scales():
+    # Regressions of two initialisation defects that kept PPO from learning (BENCHMARKS.md, RL section): the
+    # direction-averaged features, and so the critic, were constant to 1e-6 across states; the translation
+    # means were 100x smaller than the yaw rate's.
+    layout, obs = _obs("RigidInsertion-v0")
+    obs = {k: v.float() for k, v in obs.items()}
+    torch.manual_seed(0)
+    net = HEPiNetwork(layout, hidden=16, basis_dim=16, longitudes=4)
+    mean, latent = net(obs)
+    assert latent.std(0).max() > 1e-3 * latent.abs().max()
+    linear, yaw = mean[:, :3], mean[:, 3]
+    assert linear.abs().mean() > 0.1 * yaw.abs().mean()
