@@ -23,12 +23,13 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
 import envs
+from envs.vector import make_vector_env
 from policies import POLICIES, make_policy
 
-__all__ = ["RLConfig", "run", "evaluate_checkpoint", "evaluate_policy"]
+__all__ = ["RLConfig", "make_training_envs", "run", "evaluate_checkpoint", "evaluate_policy"]
 
 
 @dataclass
@@ -45,7 +46,8 @@ class RLConfig:
     n_envs: int = 8
     """Parallel environments."""
     subproc: bool = False
-    """Run the environments in subprocesses (SubprocVecEnv) instead of in this process."""
+    """Run the environments in subprocesses (SubprocVecEnv) instead of in this process (where the rigid tasks
+    are stepped as one batch, :class:`envs.vector.RigidVectorEnv`, and the others by a DummyVecEnv)."""
     seed: int = 0
     """Random seed."""
     device: str = "auto"
@@ -113,6 +115,20 @@ def network_kwargs(cfg: RLConfig) -> dict[str, int]:
     if cfg.policy in ("hepi", "empn"):
         return {"hidden": cfg.hidden, "longitudes": cfg.longitudes, "basis_dim": cfg.basis_dim}
     return {"hidden": cfg.hidden} if cfg.policy == "transformer" else {}
+
+
+def make_training_envs(cfg: RLConfig) -> VecEnv:
+    """The ``cfg.n_envs`` training environments (training variants; environment ``i`` seeded ``cfg.seed + i``).
+
+    In this process, rigid tasks run as one batched :class:`~envs.vector.RigidVectorEnv` (the same episodes as
+    SB3's ``DummyVecEnv`` of single environments, in fewer Python calls), the others in a ``DummyVecEnv``;
+    with ``cfg.subproc``, each environment in its own process (``SubprocVecEnv``).
+    """
+    train_kwargs = variant_sets(cfg.task)["train"]
+    if cfg.task in envs.RIGID_TASKS and not cfg.subproc:
+        return VecMonitor(make_vector_env(cfg.task, cfg.n_envs, seed=cfg.seed, **train_kwargs))
+    vec_cls = SubprocVecEnv if cfg.subproc else DummyVecEnv
+    return make_vec_env(cfg.task, cfg.n_envs, seed=cfg.seed, vec_env_cls=vec_cls, env_kwargs=train_kwargs)
 
 
 def evaluate_policy(predict, task: str, env_kwargs: dict, episodes: int, seed: int) -> dict[str, float]:
@@ -220,9 +236,7 @@ def run(cfg: RLConfig) -> dict:
         saved = json.loads((out / "run.json").read_text())
         if saved["task"] != cfg.task or saved["policy"] != cfg.policy:
             raise ValueError(f"--resume: {last} is a {saved['policy']} run on {saved['task']}")
-    vec_cls = SubprocVecEnv if cfg.subproc else DummyVecEnv
-    train_kwargs = variant_sets(cfg.task)["train"]
-    venv = make_vec_env(cfg.task, cfg.n_envs, seed=cfg.seed, vec_env_cls=vec_cls, env_kwargs=train_kwargs)
+    venv = make_training_envs(cfg)
     first_env = venv.envs[0] if hasattr(venv, "envs") else None
     if cfg.normalize_reward:
         scaler = out / "reward_norm.pkl"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from policies.training import RLConfig, evaluate_checkpoint, run, variant_sets
+from policies.training import RLConfig, evaluate_checkpoint, make_training_envs, run, variant_sets
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(
@@ -79,3 +79,34 @@ def test_deformable_tasks_train_and_evaluate_their_variant_sets(tmp_path):
     assert (tmp_path / "rope" / "learning_curve.png").is_file()
     assert variant_sets("ClothHanging-v0")["unseen"] == {"holes": "held_out"}
     assert variant_sets("RigidSliding-v0")["unseen"] == {"shape": "unseen"}
+
+
+def test_rigid_training_envs_are_batched_and_give_the_episodes_of_single_environments():
+    """run() steps rigid tasks through RigidVectorEnv; its episodes must be those of SB3's DummyVecEnv with
+    the same seeds (the seeding convention included), through an episode end and its reset."""
+    import numpy as np
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from envs.vector import RigidVectorEnv
+
+    cfg = RLConfig(task="RigidSliding-v0", n_envs=3, seed=5)
+    batched = make_training_envs(cfg)
+    assert isinstance(batched.unwrapped, RigidVectorEnv)
+    single = make_vec_env(cfg.task, cfg.n_envs, seed=cfg.seed, env_kwargs=variant_sets(cfg.task)["train"])
+    rng = np.random.default_rng(0)
+    obs_b, obs_s = batched.reset(), single.reset()
+    episode_ends = 0
+    for _ in range(110):  # the horizon is 100 steps
+        for k in obs_s:
+            np.testing.assert_array_equal(obs_b[k], obs_s[k])
+        a = rng.uniform(-1.2, 1.2, (cfg.n_envs, *single.action_space.shape))
+        obs_b, r_b, d_b, info_b = batched.step(a)
+        obs_s, r_s, d_s, info_s = single.step(a)
+        np.testing.assert_array_equal(r_b, r_s)
+        np.testing.assert_array_equal(d_b, d_s)
+        for ib, i_s in zip(info_b, info_s, strict=True):
+            assert ib["is_success"] == i_s["is_success"] and ib["shape"] == i_s["shape"]
+            if "episode" in i_s:
+                episode_ends += 1
+                assert ib["episode"]["r"] == pytest.approx(i_s["episode"]["r"])
+    assert episode_ends == cfg.n_envs
