@@ -143,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5, help="repetitions (the table shows medians)")
     parser.add_argument("--single-episodes", type=int, default=8, help="single-environment episodes per rep")
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--tasks", nargs="+", default=list(envs.RIGID_TASKS))
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 rep, 1 episode, 4 environments")
     args = parser.parse_args()
