@@ -166,7 +166,13 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         raise ValueError(f"{p} is not a checkpoint written by `python train.py body`")
     cfg = BodyConfig(**ckpt["config"])
     model = build_model(cfg, load_body_model(cfg.body_model)).to(device)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:  # missing or unexpected weights: written by another version of the network
+        raise ValueError(
+            f"{p} was written by an older or different {cfg.model} network than this code builds; retrain it "
+            f"with `python train.py body --model {cfg.model}` ({str(exc).splitlines()[0]})"
+        ) from exc
     return model.eval(), cfg
 
 

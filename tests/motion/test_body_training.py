@@ -67,6 +67,11 @@ def test_bad_inputs_are_clear_errors(trained, tmp_path, capsys):
     junk.write_bytes(b"junk")
     assert main(["body", "--action", "evaluate", "--checkpoint", str(junk)]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
+    stale = torch.load(trained / "best.pt", weights_only=False)
+    stale["model"]["embed"] = stale["model"].pop("position.a")  # as if written by an older network
+    torch.save(stale, tmp_path / "stale.pt")
+    assert main(["body", "--action", "evaluate", "--checkpoint", str(tmp_path / "stale.pt")]) == 2
+    assert "older or different arteq network" in capsys.readouterr().err
     assert main(["body", "--action", "fit"]) == 2
     assert "needs --checkpoint, --input and --output" in capsys.readouterr().err
 
