@@ -45,6 +45,8 @@ def test_bad_arguments(tmp_path):
         run(RLConfig(task="Juggling-v0", out=str(tmp_path)))
     with pytest.raises(ValueError, match="unknown policy 'gnn'"):
         run(RLConfig(policy="gnn", out=str(tmp_path)))
+    with pytest.raises(ValueError, match="threads must be"):
+        run(RLConfig(threads=-2, out=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         evaluate_checkpoint(str(tmp_path / "missing.zip"))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
