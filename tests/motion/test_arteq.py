@@ -118,6 +118,28 @@ def test_quadratic_kernel_coefficients_evaluate_the_kernel_in_every_frame():
     assert torch.allclose(got, want, atol=1e-10)
 
 
+def test_features_see_the_whole_cloud(data64):
+    """Global context: a point's features change when a point far outside its neighbourhoods moves.
+
+    With local convolutions only (k = 8, a few layers on ~10 cm neighbourhoods) a hand and a foot, or the left
+    and the right side, look alike; the global-context layer is what lets segmentation tell them apart.
+    """
+    torch.manual_seed(0)
+    model = ArtEq(BodyModel(dtype=torch.float64), num_points=64, layers=1).double().eval()
+    x = data64["points"][:1, :64] - data64["points"][:1, :64].mean(1, keepdim=True)
+    far = (x[0] - x[0, 0]).norm(dim=-1).argmax()
+    moved = x.clone()
+    moved[0, far] += torch.tensor([0.0, 0.0, 0.02], dtype=torch.float64)
+    with torch.no_grad():
+        f, f_moved = model.features(x), model.features(moved)
+    assert (f_moved[0, 0] - f[0, 0]).abs().max() > 1e-6
+    # Without the context layer the far point is out of reach: nothing changes.
+    for p in model.context[-1].parameters():
+        p.data.zero_()
+    with torch.no_grad():
+        assert torch.equal(model.features(x)[0, 0], model.features(moved)[0, 0])
+
+
 def test_local_from_global_inverts_the_kinematic_chain(body):
     rot = random_rotation(2, 24)
     rot[:, 22:] = torch.eye(3)
