@@ -78,15 +78,15 @@ def test_bad_inputs_are_clear_errors(trained, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_quick_config_training_recovers_body_model_clouds(tmp_path):
-    """The default (CPU-sized) config, 600 steps: about an hour on a loaded 2-core CPU.
+    """The default (CPU-sized) config, 600 steps: 6.8 minutes on a loaded 2-core CPU (one thread).
 
-    Documented accuracy (BENCHMARKS.md, ArtEq after 450 of these steps): 31.5 cm V2V in distribution, 36.5 cm
-    on unseen orientations, part accuracy 0.10 (chance 0.045). A rough fit, checked here as a regression bound;
-    a useful one needs far longer training (a GPU).
+    Loose regression bounds for this short run (at step 500 of a longer run validation was 16 cm V2V, part
+    accuracy 0.43). After 2,750 steps (32 min) the same network reached 8.5 cm V2V in distribution, 8.1 cm on
+    unseen orientations and part accuracy 0.81 (``python -m benchmarks.body``).
     """
     torch.manual_seed(0)
     result = run(BodyConfig(out=str(tmp_path), progress=False))
-    assert result["test"]["v2v_cm"] < 40.0
-    assert result["test"]["part_acc"] > 0.08
+    assert result["test"]["v2v_cm"] < 25.0
+    assert result["test"]["part_acc"] > 0.3
     # Unseen orientations stay close to the in-distribution error (equivariance), unlike the PointNet baseline.
     assert result["test_orient"]["v2v_cm"] < 1.3 * result["test"]["v2v_cm"]
