@@ -19,9 +19,22 @@ from kernels import (
 )
 from policies.graph_obs import GraphLayout, batch_edges, node_vectors
 
-__all__ = ["HEPiNetwork"]
+__all__ = ["HEPiNetwork", "edge_invariants"]
 
 _MERGED = ("node", "edge", "node")
+
+
+def edge_invariants(pos_src: Tensor, pos_dst: Tensor, edge_index: Tensor, grid: Tensor) -> Tensor:
+    """PONITA's two invariants of each edge at each grid direction, plus a chiral one: ``[E, O, 3]``.
+
+    The third, ``z . (n_o x dx)``, tells on which side of direction ``n_o`` the edge ``dx`` lies seen from above.
+    It is invariant to rotations about the vertical but changes sign under reflections. Without it the network
+    is also exactly invariant to the grid's mirror reflections, so its invariant yaw rate would have to be the
+    same for a scene and its mirror image, where the right turns are opposite.
+    """
+    dx = pos_src.index_select(0, edge_index[0]) - pos_dst.index_select(0, edge_index[1])
+    side = dx[:, None, 1] * grid[None, :, 0] - dx[:, None, 0] * grid[None, :, 1]  # (n_o x dx)_z
+    return torch.cat([spatial_invariants(pos_src, pos_dst, edge_index, grid), side[..., None]], -1)
 
 
 class HEPiNetwork(nn.Module):
@@ -37,7 +50,8 @@ class HEPiNetwork(nn.Module):
     task and agent edges (object to gripper, gripper to gripper), each followed by a per-type ConvNeXt update.
     ``heterogeneous=False`` (EMPN): one graph, one node type, one convolution per step over all edges.
 
-    Edge invariants enter the kernel bases as ``asinh(x / length_scale)``: linear below the objects' size,
+    Each edge has PONITA's two invariants per direction plus a chiral one (:func:`edge_invariants`), so the
+    yaw rate can tell a scene from its mirror image. They enter the kernel bases as ``asinh(x / length_scale)``: linear below the objects' size,
     logarithmic beyond, so centimetre-scale keypoint edges and metre-scale distances both give the bases
     something to resolve. The convolutions calibrate their kernels on the first batch (see
     :class:`~kernels.FiberConv`); without that their outputs started about 1e-4 of their inputs and every
@@ -79,7 +93,7 @@ class HEPiNetwork(nn.Module):
         external = [et for et in edge_types if et not in internal]
         self.steps = [internal, external] if heterogeneous else [[_MERGED]]
         basis_types = edge_types if heterogeneous else [_MERGED]
-        self.spatial_basis = nn.ModuleDict({"__".join(et): PolynomialBasis(2, basis_dim) for et in basis_types})
+        self.spatial_basis = nn.ModuleDict({"__".join(et): PolynomialBasis(3, basis_dim) for et in basis_types})
         self.convs = nn.ModuleList()
         self.updates = nn.ModuleList()
         for _ in range(layers):
@@ -124,7 +138,7 @@ class HEPiNetwork(nn.Module):
         fiber = self.fiber_basis(orientation_invariants(grid))
         bases = {}
         for et, ei in edges.items():
-            invariants = torch.asinh(spatial_invariants(pos[et[0]], pos[et[2]], ei, grid) / self.length_scale)
+            invariants = torch.asinh(edge_invariants(pos[et[0]], pos[et[2]], ei, grid) / self.length_scale)
             bases[et] = {"spatial_basis": self.spatial_basis["__".join(et)](invariants)}
         for k, (conv, update) in enumerate(zip(self.convs, self.updates, strict=True)):
             step = self.steps[k % len(self.steps)]
