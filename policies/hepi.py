@@ -51,9 +51,9 @@ class HEPiNetwork(nn.Module):
     ``heterogeneous=False`` (EMPN): one graph, one node type, one convolution per step over all edges.
 
     Each edge has PONITA's two invariants per direction plus a chiral one (:func:`edge_invariants`), so the
-    yaw rate can tell a scene from its mirror image. They enter the kernel bases as ``asinh(x / length_scale)``: linear below the objects' size,
-    logarithmic beyond, so centimetre-scale keypoint edges and metre-scale distances both give the bases
-    something to resolve. The convolutions calibrate their kernels on the first batch (see
+    yaw rate can tell a scene from its mirror image. They enter the kernel bases as ``asinh(x / length_scale)``:
+    linear below the objects' size, logarithmic beyond, so centimetre-scale keypoint edges and metre-scale
+    distances both give the bases something to resolve. The convolutions calibrate their kernels on the first batch (see
     :class:`~kernels.FiberConv`); without that their outputs started about 1e-4 of their inputs and every
     node's direction-averaged features, hence the critic, were constant to 1e-6 across states.
 
