@@ -103,6 +103,9 @@ class FiberConv(nn.Module):
             nn.init.zeros_(self.linear.bias)
         if self.calibrate:
             self.calibrated.fill_(False)
+        # Mirrors the buffer in Python (kept in step on load), so that calibrated layers do not read a device
+        # tensor, a synchronisation on CUDA, on every call.
+        self._needs_calibration = self.calibrate
 
     def _check(
         self,
@@ -135,8 +138,8 @@ class FiberConv(nn.Module):
     def forward(self, f: Pair, edge_index: Tensor | EdgeLayout, spatial_basis: Tensor, fiber_basis: Tensor) -> Tensor:
         f_src, f_dst = (f[0], f[1]) if isinstance(f, tuple) else (f, f)
         self._check(f_src, f_dst, edge_index, spatial_basis, fiber_basis)
-        n_dst, O = f_dst.size(0), f_src.size(1)
-        if self.calibrate and not bool(self.calibrated):
+        n_dst = f_dst.size(0)
+        if self._needs_calibration:
             self._calibrate(f_src, edge_index, spatial_basis, fiber_basis, n_dst)
 
         unsupported = None
@@ -148,40 +151,47 @@ class FiberConv(nn.Module):
 
             layout = as_layout(edge_index, f_src.size(0), n_dst)
             g = fused_fiber_message(spatial_basis, self.spatial_kernel.weight, f_src, layout)
-            degree = layout.degree
+            if self.aggr == "mean":
+                g = g / layout.degree.to(g.dtype).clamp(min=1).view(-1, 1, 1)
         else:
-            if isinstance(edge_index, EdgeLayout):
-                edge_index = edge_index.edge_index
-            g = fiber_message(spatial_basis, self.spatial_kernel.weight, f_src, edge_index, n_dst)  # [N, O, C]
-            degree = None
-        if self.aggr == "mean":
-            if degree is None:
-                degree = in_degree(edge_index[1], n_dst, g.dtype)
-            g = g / degree.to(g.dtype).clamp(min=1).view(-1, 1, 1)
-        kernel = self.fiber_kernel(fiber_basis)  # [O(p), O(o), C]
-        # Channels as the batch of one matmul each; contiguous operands make the small GEMMs faster.
-        g = torch.bmm(g.permute(2, 0, 1).contiguous(), kernel.permute(2, 1, 0).contiguous()).permute(1, 2, 0) / O
-        return F.linear(g, self.linear.weight, self.linear.bias)
+            g = self._message(f_src, edge_index, spatial_basis, n_dst)
+        return F.linear(self._mix_directions(g, fiber_basis), self.linear.weight, self.linear.bias)
 
-    @torch.no_grad()
-    def _calibrate(
-        self, f_src: Tensor, edge_index: Tensor | EdgeLayout, spatial_basis: Tensor, fiber_basis: Tensor, n_dst: int
-    ) -> None:
+    def _message(self, f_src: Tensor, edge_index: Tensor | EdgeLayout, spatial_basis: Tensor, n_dst: int) -> Tensor:
+        """The spatial step in PyTorch, aggregated over incoming edges: ``[N_d, O, C]``."""
         if isinstance(edge_index, EdgeLayout):
             edge_index = edge_index.edge_index
         g = fiber_message(spatial_basis, self.spatial_kernel.weight, f_src, edge_index, n_dst)
         if self.aggr == "mean":
             g = g / in_degree(edge_index[1], n_dst, g.dtype).clamp(min=1).view(-1, 1, 1)
+        return g
+
+    def _mix_directions(self, g: Tensor, fiber_basis: Tensor) -> Tensor:
+        """The depthwise convolution over directions: ``[N, O, C] -> [N, O, C]``."""
+        kernel = self.fiber_kernel(fiber_basis)  # [O(p), O(o), C]
+        # Channels as the batch of one matmul each; contiguous operands make the small GEMMs faster.
+        out = torch.bmm(g.permute(2, 0, 1).contiguous(), kernel.permute(2, 1, 0).contiguous()).permute(1, 2, 0)
+        return out / g.size(1)
+
+    @torch.no_grad()
+    def _calibrate(
+        self, f_src: Tensor, edge_index: Tensor | EdgeLayout, spatial_basis: Tensor, fiber_basis: Tensor, n_dst: int
+    ) -> None:
+        g = self._message(f_src, edge_index, spatial_basis, n_dst)
         std_in, std_g = f_src.std(), g.std()
         if not (torch.isfinite(std_g) and std_g > 0 and std_in > 0):
             return  # nothing to calibrate on (no edges, constant features): try again on the next call
         self.spatial_kernel.weight.mul_(std_in / std_g)
-        g = g * (std_in / std_g)
-        out = torch.einsum("nob,pob->npb", g, self.fiber_kernel(fiber_basis)) / g.size(1)
-        std_out = out.std()
+        std_out = self._mix_directions(g * (std_in / std_g), fiber_basis).std()
         if torch.isfinite(std_out) and std_out > 0:
             self.fiber_kernel.weight.mul_(std_in / std_out)
             self.calibrated.fill_(True)
+            self._needs_calibration = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.calibrate:
+            self._needs_calibration = not bool(self.calibrated)
 
     def extra_repr(self) -> str:
         return (
