@@ -3,7 +3,7 @@
 Run: ``python -m benchmarks.vector_envs`` (``--quick`` for a smoke run).
 
 For each rigid task and each configuration (a single environment; :class:`envs.vector.RigidVectorEnv` with
-16 and 64 environments), a repetition runs whole episodes from a reset with uniformly random actions (the
+16, 64 and 256 environments), a repetition runs whole episodes from a reset with uniformly random actions (the
 resets that end them, automatic for the vector environment, included), then replays the same controls from
 the same start states on the same models and data with nothing but ``ctrl`` writes and
 ``mj_step(m, d, nstep=frame_skip)``: the raw physics cost. The vector configurations also replay them
