@@ -63,9 +63,18 @@ class PointNetRegressor(BodyRegressor):
 
 
 def chamfer(a: Tensor, b: Tensor) -> Tensor:
-    """Symmetric Chamfer distance (mean of nearest-neighbour distances both ways), ``[B, N, 3], [B, M, 3] -> [B]``."""
-    d = torch.cdist(a, b)
-    return d.min(2).values.mean(1) + d.min(1).values.mean(1)
+    """Symmetric Chamfer distance (mean of nearest-neighbour distances both ways), ``[B, N, 3], [B, M, 3] -> [B]``.
+
+    The nearest neighbours are found without gradient and their distances recomputed from the gathered pairs,
+    so the backward pass is O(N + M): differentiating through ``cdist(...).min(...)`` builds two dense
+    ``[B, N, M]`` gradients and was two thirds of an optimisation step (measured). Same value and gradient.
+    """
+    with torch.no_grad():
+        d = torch.cdist(a, b)
+        nearest_in_b, nearest_in_a = d.argmin(2), d.argmin(1)  # [B, N], [B, M]
+    a_to_b = (a - torch.gather(b, 1, nearest_in_b.unsqueeze(-1).expand(-1, -1, 3))).norm(dim=-1)
+    b_to_a = (b - torch.gather(a, 1, nearest_in_a.unsqueeze(-1).expand(-1, -1, 3))).norm(dim=-1)
+    return a_to_b.mean(1) + b_to_a.mean(1)
 
 
 def fit_by_optimisation(

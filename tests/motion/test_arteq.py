@@ -14,7 +14,7 @@ from motion.arteq import (
     monomials,
     subsample,
 )
-from motion.arteq_baselines import PointNetRegressor, fit_by_optimisation
+from motion.arteq_baselines import PointNetRegressor, chamfer, fit_by_optimisation
 from motion.body import NUM_PARTS, BodyModel, load_body_model
 from motion.body.data import generate
 
@@ -179,3 +179,20 @@ def test_baselines_run_on_the_same_data(body, data):
     err = (fitted["vertices"] - data["vertices"][:1]).norm(dim=-1).mean()
     err0 = (start["vertices"] - data["vertices"][:1]).norm(dim=-1).mean()
     assert err < err0
+
+
+def test_chamfer_matches_the_dense_definition_and_its_gradient():
+    # chamfer() finds nearest neighbours without gradient and recomputes their distances; value and gradient
+    # must equal those of the textbook cdist(...).min(...) form (float64: ties have probability zero).
+    torch.manual_seed(0)
+    a = torch.randn(2, 50, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 30, 3, dtype=torch.float64, requires_grad=True)
+    d = torch.cdist(a, b)
+    dense = d.min(2).values.mean(1) + d.min(1).values.mean(1)
+    fast = chamfer(a, b)
+    torch.testing.assert_close(fast, dense, rtol=0, atol=1e-12)
+    w = torch.tensor([0.3, 1.7], dtype=torch.float64)
+    grads_fast = torch.autograd.grad((w * fast).sum(), (a, b))
+    grads_dense = torch.autograd.grad((w * dense).sum(), (a, b))
+    for g_fast, g_dense in zip(grads_fast, grads_dense, strict=True):
+        torch.testing.assert_close(g_fast, g_dense, rtol=0, atol=1e-12)
