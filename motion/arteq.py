@@ -22,6 +22,10 @@ of point ``n`` as seen in the frame of rotation ``G_g``. Pipeline:
    in that token's frame (as in EPN); the weighted chordal mean (SVD) of the 60 corrected anchors
    ``G_g delta_g`` is the part's global rotation (equivariant: ``R(h x) = h R(x)`` for ``h`` in the group).
    Local rotations follow from the kinematic tree, ``R_parent^T R``; hands (joints 22, 23) are identity.
+   Refinement (``refine=True``): each part sees the cloud in its estimated frame, ``R^T (x - c_part)``
+   (invariant wherever ``R`` is equivariant), and a small PointNet predicts a residual ``dR``; the part's
+   rotation is ``R dR``. The discrete group and the soft mean leave ~15 degrees of orientation error that a
+   canonical frame lets a plain network correct.
 6. The body model turns rotations and betas into vertices and joints; a translation puts the mesh's
    area-weighted centroid on the cloud's centroid.
 
@@ -239,6 +243,7 @@ class ArtEq(BodyRegressor):
         layers: residual :class:`~kernels.FiberBlock` layers after the lifting convolution.
         basis_dim: size of the kernel bases.
         radius: length scale (m) dividing relative positions before the spatial basis.
+        refine: correct each part's rotation from the cloud seen in its estimated frame (step 5 above).
 
     Shapes:
         - input: ``points [B, P, 3]`` (metres, any position and orientation)
@@ -257,6 +262,7 @@ class ArtEq(BodyRegressor):
         layers: int = 2,
         basis_dim: int = 8,
         radius: float = 0.15,
+        refine: bool = True,
     ) -> None:
         super().__init__()
         # Held outside the module tree: its arrays come from the body-model file, not from training.
@@ -270,6 +276,7 @@ class ArtEq(BodyRegressor):
             layers=layers,
             basis_dim=basis_dim,
             radius=radius,
+            refine=refine,
         )
         group = icosahedral_group(torch.float32)
         self.register_buffer("group", group, persistent=False)
@@ -292,6 +299,16 @@ class ArtEq(BodyRegressor):
         # matrix, whose SVD (the chordal mean) is undefined; small residual rotations start near the anchors.
         nn.init.normal_(self.pose_head[-1].weight, std=0.1)
         nn.init.zeros_(self.pose_head[-1].bias)
+        self.refine = refine
+        if refine:
+            width = 4 * C
+            self.refine_point = nn.Linear(3 + NUM_PARTS, width)
+            self.refine_part = nn.Parameter(torch.zeros(NUM_PARTS, width))
+            self.refine_mlp = nn.Sequential(nn.GELU(), nn.Linear(width, width))
+            self.refine_head = nn.Sequential(nn.Linear(width + C, width), nn.GELU(), nn.Linear(width, 6))
+            # Zero last layer: the refinement starts as the identity, so it can be added to a trained network.
+            nn.init.zeros_(self.refine_head[-1].weight)
+            nn.init.zeros_(self.refine_head[-1].bias)
 
     @property
     def body(self) -> BodyModel:
@@ -354,8 +371,26 @@ class ArtEq(BodyRegressor):
         delta = sixd_to_matrix(eye6 + head[..., 1:])  # residual in each anchor's frame
         anchors = self.group.to(head.dtype) @ delta  # G_g delta_g, [B, 22, 60, 3, 3]
         part_rot = chordal_mean(anchors, weights)  # [B, 22, 3, 3]
+        if self.refine:
+            part_rot = part_rot @ self._residual_rotations(x, prob, mass, part_rot)
 
         return body_prediction(self.body, part_rot, betas, centre, logits, idx)
+
+    def _residual_rotations(self, x: Tensor, prob: Tensor, mass: Tensor, part_rot: Tensor) -> Tensor:
+        """Per-part corrections ``[B, 22, 3, 3]`` from the cloud seen in each part's estimated frame.
+
+        ``y = R_p^T (x - c_p)`` (``c_p`` the part's soft centroid) does not change when the cloud is rotated by
+        ``h`` and ``R_p`` becomes ``h R_p``, so the correction is invariant and ``R_p dR_p`` stays equivariant.
+        Every point enters each part's view with its part probabilities, so a part also sees its neighbours.
+        """
+        centre = torch.einsum("bnp,bnk->bpk", prob, x) / mass[..., None]  # [B, 22, 3]
+        y = torch.einsum("bpji,bpnj->bpni", part_rot, x[:, None] - centre[:, :, None]) / self.body_scale
+        B, P, N, _ = y.shape
+        h = self.refine_point(torch.cat([y, prob[:, None].expand(B, P, N, -1)], -1)) + self.refine_part[:, None]
+        h = self.refine_mlp(h).amax(2)  # [B, 22, width]
+        d6 = self.refine_head(torch.cat([h, self.part_embed.expand(B, -1, -1)], -1))
+        eye6 = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=d6.dtype, device=d6.device)
+        return sixd_to_matrix(eye6 + d6)
 
 
 def arteq_loss(

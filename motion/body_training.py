@@ -62,13 +62,15 @@ class BodyConfig:
     noise: float = 0.005
     """Standard deviation (m) of the noise added to each point."""
     num_points: int = 128
-    """Points the network keeps from each cloud (farthest-point sampling; pointnet uses 4x as many)."""
+    """Points the network keeps from each cloud (an evenly strided subset; pointnet uses 4x as many)."""
     neighbours: int = 8
     """ArtEq: k of the k-nearest-neighbour graph."""
     channels: int = 32
     """ArtEq: feature channels per rotation; pointnet: a quarter of its global width."""
     layers: int = 2
     """ArtEq: residual convolution layers."""
+    refine: bool = True
+    """ArtEq: correct each part's rotation from the cloud seen in its estimated frame."""
     val_size: int = 16
     """Validation bodies (in-distribution)."""
     test_size: int = 32
@@ -83,6 +85,9 @@ class BodyConfig:
     """Output folder: checkpoints, TensorBoard logs, summary.json."""
     resume: bool = False
     """Continue from out/last.pt."""
+    init: str | None = None
+    """Start training from the weights of this checkpoint (fine-tuning; layers it lacks, such as a
+    refinement added later, keep their initialisation). A fresh optimiser and schedule."""
     progress: bool = True
     """Show a progress bar."""
     max_minutes: float = 0.0
@@ -97,7 +102,7 @@ class BodyConfig:
 
 def build_model(cfg: BodyConfig, body: BodyModel) -> nn.Module:
     if cfg.model == "arteq":
-        return ArtEq(body, cfg.num_points, cfg.neighbours, cfg.channels, cfg.layers)
+        return ArtEq(body, cfg.num_points, cfg.neighbours, cfg.channels, cfg.layers, refine=cfg.refine)
     if cfg.model == "pointnet":
         return PointNetRegressor(body, 4 * cfg.num_points, 8 * cfg.channels)
     raise ValueError(f"unknown body model {cfg.model!r}; available: arteq, pointnet")
@@ -164,7 +169,8 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         raise ValueError(f"{p} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{p} is not a checkpoint written by `python train.py body`")
-    cfg = BodyConfig(**ckpt["config"])
+    # Checkpoints written before the refinement existed have no such field (and no such weights).
+    cfg = BodyConfig(**{"refine": False, **ckpt["config"]})
     model = build_model(cfg, load_body_model(cfg.body_model)).to(device)
     try:
         model.load_state_dict(ckpt["model"])
@@ -268,6 +274,16 @@ def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     step, best_val, history = 0, math.inf, []
+    if cfg.init and not cfg.resume:
+        start, start_cfg = load_checkpoint(cfg.init, device)
+        if start_cfg.model != cfg.model:
+            raise ValueError(f"--init: {cfg.init} is a {start_cfg.model} network, not {cfg.model}")
+        missing = set(model.state_dict()) - set(start.state_dict())
+        try:
+            model.load_state_dict(start.state_dict(), strict=False)
+        except RuntimeError as exc:  # the same layers with other sizes
+            raise ValueError(f"--init: {cfg.init} has other layer sizes ({str(exc).splitlines()[1].strip()})") from exc
+        print(f"initialised from {cfg.init}" + (f"; new: {', '.join(sorted(missing))}" if missing else ""))
     if cfg.resume:
         last = out / "last.pt"
         if not last.is_file():

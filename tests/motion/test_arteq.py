@@ -17,6 +17,7 @@ from motion.arteq import (
 from motion.arteq_baselines import PointNetRegressor, chamfer, fit_by_optimisation
 from motion.body import NUM_PARTS, BodyModel, load_body_model
 from motion.body.data import generate
+from motion.body_training import rotation_angle
 
 # Tolerances. For the 60 rotations of the icosahedral group the network is exactly equivariant: the
 # group axis of every feature is permuted, nothing is interpolated, so outputs agree up to round-off. The
@@ -42,7 +43,10 @@ def data(body):
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return ArtEq(BodyModel(dtype=torch.float64)).double().eval()
+    model = ArtEq(BodyModel(dtype=torch.float64)).double().eval()
+    with torch.no_grad():  # the refinement starts as the identity; make it act, so the tests check it too
+        torch.nn.init.normal_(model.refine_head[-1].weight, std=0.3)
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +81,14 @@ def test_group_rotation_rotates_orientation_and_keeps_shape_labels_and_local_pos
     assert torch.allclose(rot["betas"], out["betas"], atol=TOL)
     assert torch.equal(rot["part_logits"].argmax(-1), out["part_logits"].argmax(-1))
     assert torch.allclose(rot["vertices"], out["vertices"] @ h.T, atol=1e-6)
+
+
+def test_refinement_is_active_in_the_equivariance_tests(model, data64):
+    x = data64["points"] - data64["points"].mean(1, keepdim=True)
+    plain = ArtEq(model.body, refine=False).double().eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    angle = rotation_angle(model.fit(x)["part_rotations"], plain.fit(x)["part_rotations"])
+    assert angle.min() > 1e-3  # radians: every part's rotation is corrected
 
 
 def test_translation_invariance(model, data64):

@@ -76,6 +76,32 @@ def test_bad_inputs_are_clear_errors(trained, tmp_path, capsys):
     assert "needs --checkpoint, --input and --output" in capsys.readouterr().err
 
 
+def test_init_fine_tunes_from_a_checkpoint_without_the_refinement(trained, tmp_path, capsys):
+    # A checkpoint written before the refinement existed (no `refine` in its config, no refine weights) still
+    # loads, as refine=False, and --init starts a refining network from it with the refinement at the identity.
+    old = torch.load(trained / "best.pt", weights_only=False)
+    del old["config"]["refine"]
+    old["model"] = {k: v for k, v in old["model"].items() if not k.startswith("refine")}
+    torch.save(old, tmp_path / "old.pt")
+    before, cfg = load_checkpoint(tmp_path / "old.pt")
+    assert not cfg.refine and not before.refine
+    out = tmp_path / "tuned"
+    args = ["body", "--steps", "1", "--eval-every", "1", "--lr", "0", "--init", str(tmp_path / "old.pt")]
+    assert main([*args, "--out", str(out), *TINY]) == 0
+    assert "new: refine_" in capsys.readouterr().out
+    after, cfg = load_checkpoint(out / "last.pt")
+    assert cfg.refine and after.refine
+    points = generate(load_body_model(), 2, "test", seed=4, num_points=400)["points"]
+    # lr 0: the refinement is still the identity, so the network predicts what the old one did.
+    torch.testing.assert_close(after.fit(points)["vertices"], before.fit(points)["vertices"], atol=1e-5, rtol=0)
+    pointnet = tmp_path / "pointnet"
+    assert (
+        main(["body", "--model", "pointnet", "--steps", "1", "--eval-every", "1", "--out", str(pointnet), *TINY]) == 0
+    )
+    assert main(["body", "--steps", "1", "--init", str(pointnet / "best.pt"), "--out", str(out), *TINY]) == 2
+    assert "is a pointnet network, not arteq" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_quick_config_training_recovers_body_model_clouds(tmp_path):
     """The default (CPU-sized) config, 600 steps: 6.8 minutes on a loaded 2-core CPU (one thread).
