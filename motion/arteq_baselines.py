@@ -85,20 +85,30 @@ def fit_by_optimisation(
     num_points: int = 1024,
     pose_prior: float = 1e-3,
     betas_prior: float = 1e-3,
+    yaw_starts: int = 1,
 ) -> dict[str, Tensor]:
     """Optimise body-model parameters to a cloud ``points [B, P, 3]`` (see the module docstring).
 
+    ``yaw_starts``: run the optimisation from this many headings, evenly spaced about the vertical (y) axis,
+    and keep for each body the one with the lowest final Chamfer distance (the cost grows in proportion). A
+    single start from one heading is a local search: bodies facing away from it end in wrong minima.
+
     Returns the dict of :class:`~motion.arteq.ArtEq` (without part outputs), detached.
     """
-    B = points.shape[0]
+    if yaw_starts < 1:
+        raise ValueError(f"fit_by_optimisation: yaw_starts must be at least 1, got {yaw_starts}")
+    B, K = points.shape[0], yaw_starts
     dtype = points.dtype
     idx = subsample(points, num_points)
-    target = torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
-    pose = torch.zeros(B, NUM_JOINTS, 3, dtype=dtype, requires_grad=True)
-    betas = torch.zeros(B, NUM_BETAS, dtype=dtype, requires_grad=True)
+    # The K starts of all bodies as one batch, start-major: row k * B + b.
+    target = torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, 3)).repeat(K, 1, 1)
+    pose = torch.zeros(K * B, NUM_JOINTS, 3, dtype=dtype)
+    pose[:, 0, 1] = torch.arange(K, dtype=dtype).repeat_interleave(B) * (2 * torch.pi / K)
+    pose.requires_grad_(True)
+    betas = torch.zeros(K * B, NUM_BETAS, dtype=dtype, requires_grad=True)
     with torch.no_grad():
         v0, _ = body(axis_angle_to_matrix(pose), betas)
-        start = points.mean(1) - mesh_centroid(v0, body.faces)
+        start = points.mean(1).repeat(K, 1) - mesh_centroid(v0, body.faces)
     transl = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([pose, betas, transl], lr=lr)
     with torch.enable_grad():
@@ -113,11 +123,12 @@ def fit_by_optimisation(
     with torch.no_grad():
         rot = axis_angle_to_matrix(pose)
         verts, joints = body(rot, betas, transl)
+        best = chamfer(verts, target).view(K, B).argmin(0) * B + torch.arange(B)
     return {
-        "rotations": rot.detach(),
-        "global_orient": rot[:, 0].detach(),
-        "betas": betas.detach(),
-        "vertices": verts,
-        "joints": joints,
-        "transl": transl.detach(),
+        "rotations": rot[best],
+        "global_orient": rot[best, 0],
+        "betas": betas.detach()[best],
+        "vertices": verts[best],
+        "joints": joints[best],
+        "transl": transl.detach()[best],
     }

@@ -1,9 +1,12 @@
 """ArtEq: equivariance of its outputs, the group convolution, losses and a short training run."""
 
+import math
+
 import pytest
 import torch
 
 from kernels import icosahedral_group, random_rotation
+from kernels.rotation import axis_angle_to_matrix
 from motion import ArtEq
 from motion.arteq import (
     GroupPointConv,
@@ -208,3 +211,19 @@ def test_chamfer_matches_the_dense_definition_and_its_gradient():
     grads_dense = torch.autograd.grad((w * dense).sum(), (a, b))
     for g_fast, g_dense in zip(grads_fast, grads_dense, strict=True):
         torch.testing.assert_close(g_fast, g_dense, rtol=0, atol=1e-12)
+
+
+def test_optimisation_yaw_starts_recover_a_body_facing_away(body):
+    # A mean body turned 180 degrees about the vertical: the single start (heading 0) faces away from it; with
+    # two starts the second begins at the right heading and its lower Chamfer distance selects it.
+    turned = torch.zeros(1, 24, 3)
+    turned[0, 0, 1] = torch.pi
+    rotations = axis_angle_to_matrix(turned)
+    verts, _ = body(rotations, torch.zeros(1, 10))
+    one = fit_by_optimisation(body, verts, iters=10, num_points=256)
+    two = fit_by_optimisation(body, verts, iters=10, num_points=256, yaw_starts=2)
+    assert rotation_angle(one["global_orient"], rotations[:, 0]).item() > math.pi / 2
+    assert rotation_angle(two["global_orient"], rotations[:, 0]).item() < math.radians(10)
+    assert chamfer(two["vertices"], verts) < chamfer(one["vertices"], verts)
+    with pytest.raises(ValueError, match="yaw_starts"):
+        fit_by_optimisation(body, verts, iters=1, yaw_starts=0)
