@@ -73,8 +73,11 @@ class RLConfig:
     """HEPi/EMPN: size of the convolution kernel bases."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
-    batch_size: int = 256
-    """PPO minibatch size."""
+    batch_size: int = 64
+    """PPO minibatch size. Small, so that an update of n_envs x n_steps samples takes many gradient steps (32
+    here): with 256 (8 steps per update) the policy hardly moved (approximate KL 1e-4-1e-3, std still 1.0 after
+    30k steps) and HEPi on sliding ended at -96 / -68 (seeds 0 / 1) against -19 (100% success) / -51 with 64,
+    at about the same compute (BENCHMARKS.md)."""
     n_epochs: int = 4
     """PPO epochs per update."""
     lr: float = 3e-4
