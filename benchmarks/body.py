@@ -10,7 +10,8 @@ global-orientation error (degrees), part accuracy where the method predicts part
 per body. The networks run one body at a time (latency); the optimisation fits the first ``--fit-bodies``
 bodies of each set as one batch, and its time per body is the batch's time divided by their number
 (favourable to it); it runs once per entry of ``--yaw-starts`` (headings about the vertical it starts from,
-keeping the best fit by Chamfer distance: the test bodies face any direction).
+keeping the best fit by Chamfer distance: the test bodies face any direction). ``ArtEq + N Adam steps``
+refines each ArtEq prediction by that optimisation (``train.py body --refine-steps``), one body at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from motion.arteq_baselines import fit_by_optimisation
 from motion.body.data import generate
 from motion.body.model import load_body_model
-from motion.body_training import TEST_SPLITS, evaluate, load_checkpoint
+from motion.body_training import TEST_SPLITS, evaluate, fitter, load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fit-iters", type=int, default=100, help="Adam steps of the optimisation fit")
     parser.add_argument("--fit-bodies", type=int, default=4, help="bodies per set for the optimisation (the first)")
     parser.add_argument("--yaw-starts", default="1,4", help="comma-separated start counts of the optimisation")
+    parser.add_argument("--refine-steps", type=int, default=20, help="ArtEq + this many Adam steps (0: no such row)")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--methods", default="arteq,pointnet,optimisation", help="comma-separated subset to run")
     parser.add_argument("--out", default="runs/body_benchmark.json")
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
             model, _ = load_checkpoint(path)
             methods[name] = (model.fit, 1)
             print(f"{name}: {path}, {sum(p.numel() for p in model.parameters()):,} parameters")
+            if name == "ArtEq" and args.refine_steps:
+                methods[f"ArtEq + {args.refine_steps} Adam steps"] = (fitter(model, args.refine_steps), 1)
         else:
             print(f"{name}: no checkpoint at {path}; skipped")
     if "optimisation" in chosen:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kernels.rotation import axis_angle_to_matrix
+from kernels.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from motion.arteq import BodyRegressor, body_prediction, mesh_centroid, sixd_to_matrix, subsample
 from motion.body.model import NUM_BETAS, NUM_JOINTS, NUM_PARTS, BodyModel, load_body_model
 
@@ -86,30 +86,38 @@ def fit_by_optimisation(
     pose_prior: float = 1e-3,
     betas_prior: float = 1e-3,
     yaw_starts: int = 1,
+    init: dict[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Optimise body-model parameters to a cloud ``points [B, P, 3]`` (see the module docstring).
 
     ``yaw_starts``: run the optimisation from this many headings, evenly spaced about the vertical (y) axis,
     and keep for each body the one with the lowest final Chamfer distance (the cost grows in proportion). A
     single start from one heading is a local search: bodies facing away from it end in wrong minima.
+    ``init``: start from a fit instead (a dict with ``rotations [B, 24, 3, 3]``, ``betas`` and ``transl``, such
+    as :meth:`ArtEq.fit`'s output), to refine a network's prediction; one start.
 
     Returns the dict of :class:`~motion.arteq.ArtEq` (without part outputs), detached.
     """
     if yaw_starts < 1:
         raise ValueError(f"fit_by_optimisation: yaw_starts must be at least 1, got {yaw_starts}")
+    if init is not None and yaw_starts != 1:
+        raise ValueError("fit_by_optimisation: a fit given as init is a single start; leave yaw_starts at 1")
     B, K = points.shape[0], yaw_starts
-    dtype = points.dtype
+    dtype, device = points.dtype, points.device
     idx = subsample(points, num_points)
     # The K starts of all bodies as one batch, start-major: row k * B + b.
     target = torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, 3)).repeat(K, 1, 1)
-    pose = torch.zeros(K * B, NUM_JOINTS, 3, dtype=dtype)
-    pose[:, 0, 1] = torch.arange(K, dtype=dtype).repeat_interleave(B) * (2 * torch.pi / K)
-    pose.requires_grad_(True)
-    betas = torch.zeros(K * B, NUM_BETAS, dtype=dtype, requires_grad=True)
-    with torch.no_grad():
-        v0, _ = body(axis_angle_to_matrix(pose), betas)
-        start = points.mean(1).repeat(K, 1) - mesh_centroid(v0, body.faces)
-    transl = start.clone().requires_grad_(True)
+    if init is None:
+        pose = torch.zeros(K * B, NUM_JOINTS, 3, dtype=dtype, device=device)
+        pose[:, 0, 1] = torch.arange(K, dtype=dtype, device=device).repeat_interleave(B) * (2 * torch.pi / K)
+        betas = torch.zeros(K * B, NUM_BETAS, dtype=dtype, device=device)
+        with torch.no_grad():
+            v0, _ = body(axis_angle_to_matrix(pose), betas)
+            transl = points.mean(1).repeat(K, 1) - mesh_centroid(v0, body.faces)
+    else:
+        pose = matrix_to_axis_angle(init["rotations"].to(dtype))
+        betas, transl = init["betas"].to(dtype).clone(), init["transl"].to(dtype).clone()
+    pose, betas, transl = (t.detach().requires_grad_(True) for t in (pose, betas, transl))
     opt = torch.optim.Adam([pose, betas, transl], lr=lr)
     with torch.enable_grad():
         for _ in range(iters):
@@ -123,7 +131,7 @@ def fit_by_optimisation(
     with torch.no_grad():
         rot = axis_angle_to_matrix(pose)
         verts, joints = body(rot, betas, transl)
-        best = chamfer(verts, target).view(K, B).argmin(0) * B + torch.arange(B)
+        best = chamfer(verts, target).view(K, B).argmin(0) * B + torch.arange(B, device=device)
     return {
         "rotations": rot[best],
         "global_orient": rot[best, 0],

@@ -50,6 +50,19 @@ def test_fit_command_writes_a_mesh_for_mesh_and_cloud_files(trained, tmp_path, c
     assert "mean_point_to_vertex_cm" in capsys.readouterr().out
 
 
+def test_refine_steps_bring_the_fit_closer_to_the_cloud(trained, tmp_path):
+    d = generate(load_body_model(), 1, "test", seed=9, num_points=400)
+    cloud = tmp_path / "cloud.npz"
+    np.savez(cloud, points=d["points"][0].numpy())
+    err = {}
+    for steps in (0, 10):
+        cfg = BodyConfig(action="fit", checkpoint=str(trained / "best.pt"), input=str(cloud), refine_steps=steps)
+        cfg.output = str(tmp_path / f"fit{steps}.obj")
+        err[steps] = run(cfg)["fit"]["mean_point_to_vertex_cm"]
+    assert err[10] < 0.8 * err[0], err  # the tiny 2-step network's fit is poor; 10 Adam steps improve it
+    assert main(["body", "--action", "evaluate", "--checkpoint", str(trained / "best.pt"), "--refine-steps", "-1"]) == 2
+
+
 def test_evaluate_command(trained, capsys):
     assert main(["body", "--action", "evaluate", "--checkpoint", str(trained / "best.pt"), "--test-size", "2"]) == 0
     assert "evaluate test_orient" in capsys.readouterr().out
