@@ -245,7 +245,10 @@ def run(cfg: RLConfig) -> dict:
             raise FileNotFoundError(f"--resume: no checkpoint at {last}")
         saved = json.loads((out / "run.json").read_text())
         if saved["task"] != cfg.task or saved["policy"] != cfg.policy:
-            raise ValueError(f"--resume: {last} is a {saved['policy']} run on {saved['task']}")
+            raise ValueError(
+                f"--resume: {last} is a {saved['policy']} run on {saved['task']}, not {cfg.policy} on {cfg.task}; "
+                f"pass --policy {saved['policy']} --task {saved['task']}"
+            )
     venv = make_training_envs(cfg)
     first_env = venv.envs[0] if hasattr(venv, "envs") else None
     if cfg.normalize_reward:

@@ -58,7 +58,7 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
     run(RLConfig(out=str(out), policy="mlp", **{**TINY, "total_steps": 128}))
     with pytest.raises(ValueError, match="trained on RigidInsertion-v0, not RigidPushing-v0"):
         evaluate_checkpoint(str(out / "last.zip"), episodes=1, task="RigidPushing-v0")
-    with pytest.raises(ValueError, match="is a mlp run on RigidInsertion-v0"):
+    with pytest.raises(ValueError, match="mlp run on RigidInsertion-v0, not mlp on RigidPushing-v0; pass --policy"):
         run(RLConfig(out=str(out), task="RigidPushing-v0", policy="mlp", resume=True, **TINY))
     cli = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--task", "Juggling-v0"], capture_output=True, text=True, cwd=tmp_path
