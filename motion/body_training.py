@@ -87,7 +87,7 @@ class BodyConfig:
     """Continue from out/last.pt."""
     init: str | None = None
     """Start training from the weights of this checkpoint (fine-tuning; layers it lacks, such as a
-    refinement added later, keep their initialisation). A fresh optimiser and schedule."""
+    refinement added later, keep their initialisation). A fresh optimiser and schedule; ignored with --resume."""
     progress: bool = True
     """Show a progress bar."""
     max_minutes: float = 0.0
@@ -96,7 +96,8 @@ class BodyConfig:
     """evaluate/fit: a best.pt or last.pt written by training."""
     refine_steps: int = 0
     """evaluate/fit: Adam steps on the Chamfer distance to the cloud after the network's prediction (slower,
-    more accurate: 20 steps took ArtEq from 6.4 to 2.7 cm V2V on 4 test bodies, 1-2 s per body here)."""
+    more accurate: 20 steps took ArtEq from 6.45 to 3.29 cm V2V on the benchmark's upright bodies, at about
+    2.8 s of CPU per body against 54 ms; BENCHMARKS.md)."""
     input: str | None = None
     """fit: a point cloud or mesh file (ply, obj, npz with a 'points' array), metres."""
     output: str | None = None
