@@ -31,6 +31,7 @@ __all__ = [
     "readout_scalars",
     "readout_vectors",
     "spatial_invariants",
+    "offset_invariants",
     "orientation_invariants",
     "polynomial_features",
     "num_polynomial_features",
@@ -120,8 +121,13 @@ def spatial_invariants(pos_src: Tensor, pos_dst: Tensor, edge_index: Tensor, gri
     ``out[e, o] = (<dx, n_o>, |dx - <dx, n_o> n_o|)`` with ``dx = pos_src[j] - pos_dst[i]``. The second
     invariant is computed as ``sqrt(max(|dx|^2 - <dx, n_o>^2, 0))``, which is exact for unit ``n_o``.
     """
-    _check_grid(grid)
     dx = pos_src.index_select(0, edge_index[0]) - pos_dst.index_select(0, edge_index[1])
+    return offset_invariants(dx, grid)
+
+
+def offset_invariants(dx: Tensor, grid: Tensor) -> Tensor:
+    """:func:`spatial_invariants` of edge offsets ``dx [E, D]`` already gathered, ``[E, O, 2]``."""
+    _check_grid(grid)
     along = dx @ grid.T
     across_sq = (dx * dx).sum(-1, keepdim=True) - along * along
     # Clamped away from 0 inside the sqrt only so its gradient stays finite on a direction parallel to dx.

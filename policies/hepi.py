@@ -11,11 +11,11 @@ from kernels import (
     HeteroConv,
     PolynomialBasis,
     lift_vectors,
+    offset_invariants,
     orientation_invariants,
     readout_scalars,
     readout_vectors,
     ring_grid,
-    spatial_invariants,
 )
 from policies.graph_obs import GraphLayout, batch_edges, node_vectors
 
@@ -34,7 +34,7 @@ def edge_invariants(pos_src: Tensor, pos_dst: Tensor, edge_index: Tensor, grid: 
     """
     dx = pos_src.index_select(0, edge_index[0]) - pos_dst.index_select(0, edge_index[1])
     side = dx[:, None, 1] * grid[None, :, 0] - dx[:, None, 0] * grid[None, :, 1]  # (n_o x dx)_z
-    return torch.cat([spatial_invariants(pos_src, pos_dst, edge_index, grid), side[..., None]], -1)
+    return torch.cat([offset_invariants(dx, grid), side[..., None]], -1)
 
 
 class HEPiNetwork(nn.Module):
