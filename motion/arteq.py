@@ -51,6 +51,7 @@ __all__ = [
     "subsample",
     "knn_graph",
     "sixd_to_matrix",
+    "rotation_near_identity",
     "local_from_global",
     "mesh_centroid",
     "GroupPointConv",
@@ -177,6 +178,13 @@ def sixd_to_matrix(d6: Tensor) -> Tensor:
     x = F.normalize(a, dim=-1)
     y = F.normalize(b - (x * b).sum(-1, keepdim=True) * x, dim=-1)
     return torch.stack([x, y, torch.linalg.cross(x, y)], -1)
+
+
+def rotation_near_identity(d6: Tensor) -> Tensor:
+    """Rotation matrices ``[..., 3, 3]`` from offsets ``[..., 6]`` to the identity's 6-D representation: a zero
+    offset gives the identity, so a head whose last layer starts at zero starts with no rotation."""
+    eye6 = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=d6.dtype, device=d6.device)
+    return sixd_to_matrix(eye6 + d6)
 
 
 def local_from_global(part_rot: Tensor) -> Tensor:
@@ -367,8 +375,7 @@ class ArtEq(BodyRegressor):
         emb = self.part_embed[None, :, None, :].expand(B, -1, 60, -1)
         head = self.pose_head(torch.cat([part_n, emb], -1))  # [B, 22, 60, 7]
         weights = head[..., 0].softmax(-1)
-        eye6 = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=head.dtype, device=head.device)
-        delta = sixd_to_matrix(eye6 + head[..., 1:])  # residual in each anchor's frame
+        delta = rotation_near_identity(head[..., 1:])  # residual in each anchor's frame
         anchors = self.group.to(head.dtype) @ delta  # G_g delta_g, [B, 22, 60, 3, 3]
         part_rot = chordal_mean(anchors, weights)  # [B, 22, 3, 3]
         if self.refine:
@@ -389,8 +396,7 @@ class ArtEq(BodyRegressor):
         h = self.refine_point(torch.cat([y, prob[:, None].expand(B, P, N, -1)], -1)) + self.refine_part[:, None]
         h = self.refine_mlp(h).amax(2)  # [B, 22, width]
         d6 = self.refine_head(torch.cat([h, self.part_embed.expand(B, -1, -1)], -1))
-        eye6 = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=d6.dtype, device=d6.device)
-        return sixd_to_matrix(eye6 + d6)
+        return rotation_near_identity(d6)
 
 
 def arteq_loss(

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from kernels.rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from motion.arteq import BodyRegressor, body_prediction, mesh_centroid, sixd_to_matrix, subsample
+from motion.arteq import BodyRegressor, body_prediction, mesh_centroid, rotation_near_identity, subsample
 from motion.body.model import NUM_BETAS, NUM_JOINTS, NUM_PARTS, BodyModel, load_body_model
 
 __all__ = ["PointNetRegressor", "fit_by_optimisation", "chamfer"]
@@ -56,8 +56,7 @@ class PointNetRegressor(BodyRegressor):
         glob = self.global_mlp(local).amax(1)  # [B, width]
         logits = self.seg_head(torch.cat([local, glob[:, None].expand(-1, x.shape[1], -1)], -1))
         head = self.param_head(glob)
-        eye6 = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=head.dtype, device=head.device)
-        part_rot = sixd_to_matrix(eye6 + head[:, : NUM_PARTS * 6].view(-1, NUM_PARTS, 6))
+        part_rot = rotation_near_identity(head[:, : NUM_PARTS * 6].view(-1, NUM_PARTS, 6))
         betas = head[:, NUM_PARTS * 6 :]
         return body_prediction(self.body, part_rot, betas, centre, logits, idx)
 
@@ -131,7 +130,9 @@ def fit_by_optimisation(
     with torch.no_grad():
         rot = axis_angle_to_matrix(pose)
         verts, joints = body(rot, betas, transl)
-        best = chamfer(verts, target).view(K, B).argmin(0) * B + torch.arange(B, device=device)
+        best = torch.arange(B, device=device)
+        if K > 1:
+            best = best + B * chamfer(verts, target).view(K, B).argmin(0)
     return {
         "rotations": rot[best],
         "global_orient": rot[best, 0],
