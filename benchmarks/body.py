@@ -4,7 +4,7 @@
     python train.py body --model pointnet --out runs/body_pointnet
     python -m benchmarks.body [--bodies 16] [--fit-iters 100] [--yaw-starts 1,4]
 
-For each test set of :mod:`motion.body.data` (``test``: in distribution; ``test_orient``: arbitrary global
+For each test set of :mod:`geomanip.motion.body.data` (``test``: in distribution; ``test_orient``: arbitrary global
 orientations; ``test_pose``: joint angles up to twice the training range) prints V2V and joint error (cm),
 global-orientation error (degrees), part accuracy where the method predicts parts, and inference time
 per body. The networks run one body at a time (latency); the optimisation fits the first ``--fit-bodies``
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from motion.arteq_baselines import fit_by_optimisation
-from motion.body.data import generate
-from motion.body.model import load_body_model
-from motion.body_training import TEST_SPLITS, evaluate, fitter, load_checkpoint
+from geomanip.motion.arteq_baselines import fit_by_optimisation
+from geomanip.motion.body.data import generate
+from geomanip.motion.body.model import load_body_model
+from geomanip.motion.body_training import TEST_SPLITS, evaluate, fitter, load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -30,7 +30,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-import envs
+from geomanip import envs
 
 IDS = list(envs.DEFORMABLE_TASKS)
 ACTION_KINDS = ("uniform", "signs", "constant", "beyond")

@@ -20,7 +20,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-import envs
+from geomanip import envs
 
 
 def single_process(env_id: str, episodes: int, seed: int = 0) -> tuple[float, float]:

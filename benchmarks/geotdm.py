@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.motion import plot_curves
-from motion.data.datasets import pad_collate
-from motion.metrics import displacement_sums, sample_average_sums
-from motion.training import MotionConfig, build_model, load_datasets, run
+from geomanip.motion.data.datasets import pad_collate
+from geomanip.motion.metrics import displacement_sums, sample_average_sums
+from geomanip.motion.training import MotionConfig, build_model, load_datasets, run
 
 PUBLISHED_SECONDS = 74.0  # batch of 128, T = 1000, workstation GPU
 

@@ -8,7 +8,7 @@ ratio (PyG time / ours; above 1 means ours is faster). Graphs are random with un
 
 On CUDA a second table (``--gpu-sizes``, ``--gpu-hidden``; skipped on the CPU) times four versions of each
 layer with the same weights: our PyTorch path (``backend="torch"``), the fused Triton path
-(``backend="triton"``, with a prebuilt :class:`~kernels.EdgeLayout`), the PyG ``MessagePassing`` reference and
+(``backend="triton"``, with a prebuilt :class:`~geomanip.kernels.EdgeLayout`), the PyG ``MessagePassing`` reference and
 ``torch.compile`` of our PyTorch path; ``--end-to-end`` adds one HEPi PPO update and one EqMotion training
 step with each path.
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch_geometric.utils import scatter as pyg_scatter
 
-from kernels import (
+from geomanip.kernels import (
     EdgeLayout,
     EGNNConv,
     FiberBlock,
@@ -37,7 +37,7 @@ from kernels import (
     set_backend,
     spatial_invariants,
 )
-from kernels.reference import EGNNReference, FiberBlockReference
+from geomanip.kernels.reference import EGNNReference, FiberBlockReference
 
 Output = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -266,9 +266,9 @@ def end_to_end(device: torch.device, repeats: int, quick: bool = False) -> None:
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
-    import envs  # noqa: F401  (registers the environments)
-    from motion import EqMotion
-    from policies import make_policy
+    from geomanip import envs  # noqa: F401  (registers the environments)
+    from geomanip.motion import EqMotion
+    from geomanip.policies import make_policy
 
     print("\nEnd to end, median of", repeats, "runs (ms)")
     n_envs, n_steps, batch, scenes = (2, 32, 32, 8) if quick else (8, 256, 512, 100)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from motion.data.datasets import PedestrianWindows, pad_collate
-from motion.data.eth_ucy import load_split
-from motion.metrics import displacement_sums
-from motion.training import MotionConfig, run
+from geomanip.motion.data.datasets import PedestrianWindows, pad_collate
+from geomanip.motion.data.eth_ucy import load_split
+from geomanip.motion.metrics import displacement_sums
+from geomanip.motion.training import MotionConfig, run
 
 PUBLISHED_CHARGED = {"EqMotion (paper)": (0.141, 0.310), "GeoTDM (paper)": (0.110, 0.258)}
 PUBLISHED_ETH = {  # EqMotion paper, minADE/minFDE, K = 20 (original protocol)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from policies import POLICIES
-from policies.training import RLConfig, run
+from geomanip.policies import POLICIES
+from geomanip.policies.training import RLConfig, run
 
 
 def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Run: ``python -m benchmarks.vector_envs`` (``--quick`` for a smoke run).
 
-For each rigid task and each configuration (a single environment; :class:`envs.vector.RigidVectorEnv` with
+For each rigid task and each configuration (a single environment; :class:`geomanip.envs.vector.RigidVectorEnv` with
 16, 64 and 256 environments), a repetition runs whole episodes from a reset with uniformly random actions (the
 resets that end them, automatic for the vector environment, included), then replays the same controls from
 the same start states on the same models and data with nothing but ``ctrl`` writes and
@@ -31,9 +31,9 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from mujoco import rollout  # noqa: E402
 
-import envs  # noqa: E402
-from envs.rigid import STATE_SPEC  # noqa: E402
-from envs.vector import RigidVectorEnv  # noqa: E402
+from geomanip import envs  # noqa: E402
+from geomanip.envs.rigid import STATE_SPEC  # noqa: E402
+from geomanip.envs.vector import RigidVectorEnv  # noqa: E402
 
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
 # What the rollout must be given per step besides the physics state: controls and the goal's mocap pose.

@@ -1,14 +1,14 @@
 """Gymnasium environments on MuJoCo for the geometric manipulation benchmark.
 
-A thin MuJoCo base (:mod:`envs.base`) and one task per module. Rigid tasks (registered on import):
+A thin MuJoCo base (:mod:`geomanip.envs.base`) and one task per module. Rigid tasks (registered on import):
 
 - ``RigidSliding-v0``: a gripper fixed to an extruded object slides it to a goal pose.
 - ``RigidPushing-v0``: a free gripper pushes an object to a goal position.
 - ``RigidInsertion-v0``: a gripper holding a peg inserts it into the matching hole.
 - ``RigidInsertionTwoAgents-v0``: two grippers holding a peg insert it into a tilted hole.
 
-Each takes ``shape=`` (a name, ``"train"``, ``"unseen"`` or a list; see :mod:`envs.shapes`). Deformable tasks
-(ropes and cloth as MuJoCo flexes whose end or corner vertices are the grippers, :mod:`envs.deformable`):
+Each takes ``shape=`` (a name, ``"train"``, ``"unseen"`` or a list; see :mod:`geomanip.envs.shapes`). Deformable tasks
+(ropes and cloth as MuJoCo flexes whose end or corner vertices are the grippers, :mod:`geomanip.envs.deformable`):
 
 - ``RopeClosing-v0``: two grippers lay a 40-link rope around a cylindrical hanger and join its ends.
 - ``RopeShaping-v0``: two grippers lay an 80-link rope out as a "W".
@@ -29,26 +29,26 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
 
 from gymnasium.envs.registration import register
 
-from envs.base import GraphSpec, MujocoGraphEnv
-from envs.cloth_hanging import ClothHangingEnv
-from envs.rigid_insertion import RigidInsertionEnv
-from envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
-from envs.rigid_pushing import RigidPushingEnv
-from envs.rigid_sliding import RigidSlidingEnv
-from envs.rope_closing import RopeClosingEnv
-from envs.rope_shaping import RopeShapingEnv
+from geomanip.envs.base import GraphSpec, MujocoGraphEnv
+from geomanip.envs.cloth_hanging import ClothHangingEnv
+from geomanip.envs.rigid_insertion import RigidInsertionEnv
+from geomanip.envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
+from geomanip.envs.rigid_pushing import RigidPushingEnv
+from geomanip.envs.rigid_sliding import RigidSlidingEnv
+from geomanip.envs.rope_closing import RopeClosingEnv
+from geomanip.envs.rope_shaping import RopeShapingEnv
 
 RIGID_TASKS = {
-    "RigidSliding-v0": "envs.rigid_sliding:RigidSlidingEnv",
-    "RigidPushing-v0": "envs.rigid_pushing:RigidPushingEnv",
-    "RigidInsertion-v0": "envs.rigid_insertion:RigidInsertionEnv",
-    "RigidInsertionTwoAgents-v0": "envs.rigid_insertion_two_agents:RigidInsertionTwoAgentsEnv",
+    "RigidSliding-v0": "geomanip.envs.rigid_sliding:RigidSlidingEnv",
+    "RigidPushing-v0": "geomanip.envs.rigid_pushing:RigidPushingEnv",
+    "RigidInsertion-v0": "geomanip.envs.rigid_insertion:RigidInsertionEnv",
+    "RigidInsertionTwoAgents-v0": "geomanip.envs.rigid_insertion_two_agents:RigidInsertionTwoAgentsEnv",
 }
 
 DEFORMABLE_TASKS = {
-    "RopeClosing-v0": "envs.rope_closing:RopeClosingEnv",
-    "RopeShaping-v0": "envs.rope_shaping:RopeShapingEnv",
-    "ClothHanging-v0": "envs.cloth_hanging:ClothHangingEnv",
+    "RopeClosing-v0": "geomanip.envs.rope_closing:RopeClosingEnv",
+    "RopeShaping-v0": "geomanip.envs.rope_shaping:RopeShapingEnv",
+    "ClothHanging-v0": "geomanip.envs.cloth_hanging:ClothHangingEnv",
 }
 
 for _id, _entry in {**RIGID_TASKS, **DEFORMABLE_TASKS}.items():

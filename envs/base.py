@@ -2,7 +2,7 @@
 
 Task modules subclass :class:`MujocoGraphEnv` and implement a short, marked list of methods (the ``_task_*``
 hooks). The base owns the simulation and the Gymnasium API; tasks own the scene, sampling, observation,
-reward and success; physics read-outs that the rigid tasks share live in :mod:`envs.rigid`.
+reward and success; physics read-outs that the rigid tasks share live in :mod:`geomanip.envs.rigid`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.base import MujocoGraphEnv
+from geomanip.envs.base import MujocoGraphEnv
 
 __all__ = [
     "DeformableTaskEnv",
@@ -101,7 +101,7 @@ class DeformableTaskEnv(MujocoGraphEnv):
 
     Subclasses build the scene with :meth:`vertex_body_xml` / :meth:`gripper_body_xml` and :meth:`scene_xml`,
     name the flex's vertex bodies in order in :attr:`vertex_names` (set before the first model is loaded) and
-    implement the ``_task_*`` hooks of :class:`~envs.base.MujocoGraphEnv`. The base reads every vertex's
+    implement the ``_task_*`` hooks of :class:`~geomanip.envs.base.MujocoGraphEnv`. The base reads every vertex's
     position and velocity once per step (:attr:`vertex_pos`, :attr:`vertex_vel`), writes start configurations
     (:meth:`set_vertices`) and turns actions into servo commands.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.shapes import Shape
+from geomanip.envs.shapes import Shape
 
 OBJECT_HEIGHT = 0.05
 """Extrusion height of every object (m)."""

@@ -1,4 +1,4 @@
-"""Render a frame of each task under its scripted controller: ``python -m envs.render [--out DIR]``.
+"""Render a frame of each task under its scripted controller: ``python -m geomanip.envs.render [--out DIR]``.
 
 Writes ``<out>/<EnvId>.png`` (default ``docs/images``), the frames shown in the README. Rendering is
 offscreen through EGL on machines without a display.
@@ -12,9 +12,9 @@ from pathlib import Path
 import gymnasium as gym
 import matplotlib.image
 
-import envs
-from envs.scripted import scripted_action
-from envs.scripted_deformable import scripted_deformable_action
+from geomanip import envs
+from geomanip.envs.scripted import scripted_action
+from geomanip.envs.scripted_deformable import scripted_deformable_action
 
 # A different shape per task, so the README shows several.
 SHAPES = {

@@ -4,7 +4,7 @@ batched pure functions.
 Everything that observation, reward and success need is computed by functions on arrays with a leading batch
 dimension ``B``, from the generalised coordinates (``qpos``, ``qvel``) of each environment's MuJoCo state.
 The single environment (:class:`RigidTaskEnv`) calls them with ``B = 1``; the vector environment
-(:class:`envs.vector.RigidVectorEnv`) with ``B = num_envs``. There is one implementation of the task logic,
+(:class:`geomanip.envs.vector.RigidVectorEnv`) with ``B = num_envs``. There is one implementation of the task logic,
 and a test checks that both give bit-identical observations, rewards and infos.
 
 Conventions: rotation matrices act on column vectors (``world = R @ local + pos``); quaternions are MuJoCo's
@@ -25,9 +25,9 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from envs.base import GraphSpec, MujocoGraphEnv, full_edges, ring_edges
-from envs.mjcf import OBJECT_HEIGHT
-from envs.shapes import ALL_SHAPES, NUM_KEYPOINTS, get_shape, resolve_shapes
+from geomanip.envs.base import GraphSpec, MujocoGraphEnv, full_edges, ring_edges
+from geomanip.envs.mjcf import OBJECT_HEIGHT
+from geomanip.envs.shapes import ALL_SHAPES, NUM_KEYPOINTS, get_shape, resolve_shapes
 
 __all__ = [
     "BodyStates",
@@ -334,7 +334,7 @@ class RigidTaskEnv(MujocoGraphEnv):
 
     Tasks implement the batched pure methods (no state is read or written but their arguments and the
     task's constant parameters): :meth:`readout`, :meth:`action_to_ctrl`, :meth:`reward_terms`,
-    :meth:`success`, and optionally :meth:`goal_errors`. :class:`envs.vector.RigidVectorEnv` calls the same
+    :meth:`success`, and optionally :meth:`goal_errors`. :class:`geomanip.envs.vector.RigidVectorEnv` calls the same
     methods on whole batches.
     """
 

@@ -8,9 +8,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs import mjcf
-from envs.rigid import BodyStates, RigidTaskEnv, final_weight, yaw_matrices, yaw_matrix
-from envs.shapes import INSERTION_SHAPES, UNSEEN_SHAPES, get_shape
+from geomanip.envs import mjcf
+from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_weight, yaw_matrices, yaw_matrix
+from geomanip.envs.shapes import INSERTION_SHAPES, UNSEEN_SHAPES, get_shape
 
 _Z = np.array([0.0, 0.0, 1.0])
 
@@ -25,7 +25,7 @@ class RigidInsertionEnv(RigidTaskEnv):
     **Action** ``Box(-1, 1, (4,))``: gripper linear velocity ``(vx, vy, vz) * linear_scale`` (m/s) and yaw
     rate ``* yaw_scale`` (rad/s). Values outside ``[-1, 1]`` are clipped (``info["action_clipped"]``).
 
-    **Observation**: see :class:`~envs.rigid.RigidTaskEnv` (16 object keypoint nodes, 1 gripper node with
+    **Observation**: see :class:`~geomanip.envs.rigid.RigidTaskEnv` (16 object keypoint nodes, 1 gripper node with
     ``gripper_angvel``). ``object_target`` is the keypoints of the peg fully inserted.
 
     **Reward** (``d``: planar distance of the peg frame to the hole frame, ``theta``: orientation error,

@@ -8,8 +8,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs import mjcf
-from envs.rigid import (
+from geomanip.envs import mjcf
+from geomanip.envs.rigid import (
     BodyStates,
     RigidTaskEnv,
     final_weight,
@@ -20,7 +20,7 @@ from envs.rigid import (
     rotate,
     yaw_matrix,
 )
-from envs.shapes import INSERTION_SHAPES, SHAPE_RADIUS, UNSEEN_SHAPES, get_shape
+from geomanip.envs.shapes import INSERTION_SHAPES, SHAPE_RADIUS, UNSEEN_SHAPES, get_shape
 
 HOLE_CENTRE = np.array([0.0, 0.0, 1.0])
 """World position of the hole frame's origin (the scene floats: there is no floor)."""
@@ -46,7 +46,7 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
     **Action** ``Box(-1, 1, (6,))``: linear velocities of gripper 0 and gripper 1 ``* linear_scale``
     (m/s), clipped to ``[-1, 1]``.
 
-    **Observation**: see :class:`~envs.rigid.RigidTaskEnv` (16 object keypoints, 2 gripper nodes, typed
+    **Observation**: see :class:`~geomanip.envs.rigid.RigidTaskEnv` (16 object keypoints, 2 gripper nodes, typed
     edges including ``(gripper, agent, gripper)``).
 
     **Reward** (``d``: 3-D distance of the peg frame to the fully inserted pose, ``theta``: rotation angle

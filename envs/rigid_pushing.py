@@ -8,9 +8,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs import mjcf
-from envs.rigid import BodyStates, RigidTaskEnv, final_weight, quat_matrices, rotate, yaw_matrix
-from envs.shapes import get_shape
+from geomanip.envs import mjcf
+from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_weight, quat_matrices, rotate, yaw_matrix
+from geomanip.envs.shapes import get_shape
 
 OBJECT_MASS = 3.0
 
@@ -29,7 +29,7 @@ class RigidPushingEnv(RigidTaskEnv):
     **Action** ``Box(-1, 1, (2,))``: gripper planar velocity ``* linear_scale`` (m/s); clipped to
     ``[-1, 1]`` (``info["action_clipped"]``).
 
-    **Observation**: see :class:`~envs.rigid.RigidTaskEnv` (16 object keypoints, 1 gripper node).
+    **Observation**: see :class:`~geomanip.envs.rigid.RigidTaskEnv` (16 object keypoints, 1 gripper node).
 
     **Reward** (``d``: planar distance of the object to the goal, ``theta``: orientation error):
     ``-w (d + 0.1 theta)`` (times ``final_weight`` in the last ``final_steps`` steps)

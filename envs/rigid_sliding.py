@@ -8,8 +8,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs import mjcf
-from envs.rigid import (
+from geomanip.envs import mjcf
+from geomanip.envs.rigid import (
     BodyStates,
     RigidTaskEnv,
     final_weight,
@@ -18,7 +18,7 @@ from envs.rigid import (
     yaw_matrices,
     yaw_matrix,
 )
-from envs.shapes import get_shape
+from geomanip.envs.shapes import get_shape
 
 LIFT = 0.001
 """Height (m) of the object's bottom above the table."""
@@ -40,7 +40,7 @@ class RigidSlidingEnv(RigidTaskEnv):
     **Action** ``Box(-1, 1, (3,))``: planar velocity ``(vx, vy) * linear_scale`` (m/s) and yaw rate
     ``* yaw_scale`` (rad/s); clipped to ``[-1, 1]`` (``info["action_clipped"]``).
 
-    **Observation**: see :class:`~envs.rigid.RigidTaskEnv` (16 object keypoints, 1 gripper node with
+    **Observation**: see :class:`~geomanip.envs.rigid.RigidTaskEnv` (16 object keypoints, 1 gripper node with
     ``gripper_angvel``).
 
     **Reward** (``d``: distance to the goal position, ``theta``: yaw error, ``v``, ``omega``: object
@@ -53,7 +53,7 @@ class RigidSlidingEnv(RigidTaskEnv):
 
     **Success**: position error below 2 cm and yaw error below 10 degrees.
 
-    **Deviations**: as :class:`~envs.rigid_insertion.RigidInsertionEnv`.
+    **Deviations**: as :class:`~geomanip.envs.rigid_insertion.RigidInsertionEnv`.
     """
 
     has_yaw = True

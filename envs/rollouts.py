@@ -1,6 +1,6 @@
 """Write rope rollouts as multi-agent trajectories for the motion models.
 
-``python -m envs.rollouts --task RopeClosing-v0 --episodes 100 --out data/rope_closing [--policy scripted]``
+``python -m geomanip.envs.rollouts --task RopeClosing-v0 --episodes 100 --out data/rope_closing [--policy scripted]``
 
 The motion package never imports ``envs``; it reads these files. Each rope link is an agent. One file,
 ``<out>/rollouts.npz``, written atomically, holds (``S`` episodes, ``T = horizon + 1`` frames including the start,
@@ -20,7 +20,7 @@ key                 shape, dtype         meaning
 ==================  ===================  ================================================================
 
 Episodes that end early (an unstable physics step) are dropped and counted on stdout, so every episode has
-``T`` frames. Policies: ``scripted`` (:mod:`envs.scripted_deformable`), ``random`` (uniform actions, each step
+``T`` frames. Policies: ``scripted`` (:mod:`geomanip.envs.scripted_deformable`), ``random`` (uniform actions, each step
 independent) and ``smooth`` (random velocities that change slowly: an Ornstein-Uhlenbeck process with a
 0.5 s time constant, clipped to ``[-1, 1]``), the last two giving motions the scripted controllers never make.
 """
@@ -35,10 +35,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-import envs
-from envs.deformable import CONTROL_DT
-from envs.rope import RopeTaskEnv
-from envs.scripted_deformable import scripted_deformable_action
+from geomanip import envs
+from geomanip.envs.deformable import CONTROL_DT
+from geomanip.envs.rope import RopeTaskEnv
+from geomanip.envs.scripted_deformable import scripted_deformable_action
 
 __all__ = ["collect", "write_rollouts"]
 

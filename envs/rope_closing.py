@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.deformable import winding_number
-from envs.rope import RopeTaskEnv
+from geomanip.envs.deformable import winding_number
+from geomanip.envs.rope import RopeTaskEnv
 
 HANGER_RADIUS = 0.1
 HANGER_HEIGHT = 0.3
@@ -25,7 +25,7 @@ class RopeClosingEnv(RopeTaskEnv):
     **Action** ``Box(-1, 1, (4,))``: planar velocities ``(vx0, vy0, vx1, vy1) * linear_scale`` (m/s, default
     scale 5) of gripper 0 and gripper 1; clipped to ``[-1, 1]`` (``info["action_clipped"]``).
 
-    **Observation**: see :class:`~envs.rope.RopeTaskEnv`; one target node at the hanger's axis at rope height,
+    **Observation**: see :class:`~geomanip.envs.rope.RopeTaskEnv`; one target node at the hanger's axis at rope height,
     ``target_dir`` its axis ``(0, 0, 1)``.
 
     **Reward** (``g0, g1``: gripper positions, ``c``: hanger axis, ``l_k``: link midpoints, all in the plane;
@@ -47,7 +47,7 @@ class RopeClosingEnv(RopeTaskEnv):
 
     **Deviations from the benchmark**: the rope is an inextensible chain (no bending stiffness); grippers are
     the rope's end vertices (1 kg each), driven by velocity servos limited to 10 N, and a tendon keeps them
-    no farther apart than the rope is long (see :mod:`envs.deformable`): MuJoCo's soft edge constraints on
+    no farther apart than the rope is long (see :mod:`geomanip.envs.deformable`): MuJoCo's soft edge constraints on
     light vertices would otherwise let a hard pull stretch the rope.
 
     **Version history**: v0, first version.

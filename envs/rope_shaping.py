@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.deformable import resample_polyline, yaw_matrix
-from envs.rope import RopeTaskEnv
+from geomanip.envs.deformable import resample_polyline, yaw_matrix
+from geomanip.envs.rope import RopeTaskEnv
 
 W_ASPECT = 0.25
 """Height of the W (peak to valley) over its width."""
@@ -65,7 +65,7 @@ class RopeShapingEnv(RopeTaskEnv):
     **Action** ``Box(-1, 1, (4,))``: planar velocities ``(vx0, vy0, vx1, vy1) * linear_scale`` (m/s, default
     scale 5) of gripper 0 and gripper 1; clipped to ``[-1, 1]`` (``info["action_clipped"]``).
 
-    **Observation**: see :class:`~envs.rope.RopeTaskEnv`; 80 target nodes at the W's points (laid around the
+    **Observation**: see :class:`~geomanip.envs.rope.RopeTaskEnv`; 80 target nodes at the W's points (laid around the
     rope's start centre, turned by the episode's target yaw), ``target_dir`` the W's unit tangent there.
 
     **Reward** (``E = E_turning + E_axis + E_distance``, the mean squared descriptor differences between the
@@ -81,13 +81,13 @@ class RopeShapingEnv(RopeTaskEnv):
     **Success** (``info["is_success"]``): ``E < success_error``, default 0.35. For scale: the straight start
     has ``E`` = 0.71, the best rope made of straight pieces with two bends 0.39 (so success needs a third bend),
     an ideal zigzag of four straight quarters 0.08 and the W itself 0. The scripted controller
-    (:func:`envs.scripted_deformable.rope_shaping_action`) succeeds on 5 of seeds 0-9 (``E`` 0.27-1.0): an
+    (:func:`geomanip.envs.scripted_deformable.rope_shaping_action`) succeeds on 5 of seeds 0-9 (``E`` 0.27-1.0): an
     inextensible chain without bending stiffness, moved only at its ends on a frictional table, is hard to
     shape, and the middle bend is where it fails.
 
     **Episode end**: the time limit; an unstable physics step ends it early (``info["unstable"]``).
 
-    **Deviations from the benchmark**: as :class:`~envs.rope_closing.RopeClosingEnv`, with 20 N servos (the
+    **Deviations from the benchmark**: as :class:`~geomanip.envs.rope_closing.RopeClosingEnv`, with 20 N servos (the
     rope is twice as long and heavy); the W's analytic form is ours (the benchmark's curve is not published).
 
     **Version history**: v0, first version.

@@ -11,13 +11,13 @@ import math
 
 import numpy as np
 
-from envs import mjcf
-from envs.rigid import RigidTaskEnv, wrap_angle, yaw_matrix
-from envs.rigid_insertion import RigidInsertionEnv
-from envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
-from envs.rigid_pushing import RigidPushingEnv
-from envs.rigid_sliding import RigidSlidingEnv
-from envs.shapes import SHAPE_RADIUS
+from geomanip.envs import mjcf
+from geomanip.envs.rigid import RigidTaskEnv, wrap_angle, yaw_matrix
+from geomanip.envs.rigid_insertion import RigidInsertionEnv
+from geomanip.envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
+from geomanip.envs.rigid_pushing import RigidPushingEnv
+from geomanip.envs.rigid_sliding import RigidSlidingEnv
+from geomanip.envs.shapes import SHAPE_RADIUS
 
 __all__ = ["scripted_action"]
 

@@ -1,7 +1,7 @@
 """Scripted controllers that solve the deformable tasks from privileged state (true vertex positions).
 
-Like :mod:`envs.scripted` for the rigid tasks: they show that each task is solvable within its horizon, give
-the tests physical checks and serve as demonstrators (``python -m envs.rollouts``). Each takes the unwrapped
+Like :mod:`geomanip.envs.scripted` for the rigid tasks: they show that each task is solvable within its horizon, give
+the tests physical checks and serve as demonstrators (``python -m geomanip.envs.rollouts``). Each takes the unwrapped
 environment and returns an action in ``[-1, 1]``.
 """
 
@@ -78,7 +78,7 @@ def cloth_hanging_action(env) -> np.ndarray:
     The in-plane turn of the sheet is picked (from 16) to keep the corners' travel short and above the floor.
     Feedback on the hole centre corrects the small sag of the sheet.
     """
-    from envs.cloth_hanging import PEG_HALF_LENGTH
+    from geomanip.envs.cloth_hanging import PEG_HALF_LENGTH
 
     mesh = env.mesh
     corners_uv = mesh.uv[mesh.corners]
@@ -163,9 +163,9 @@ def rope_shaping_action(env) -> np.ndarray:
 
 def scripted_deformable_action(env) -> np.ndarray:
     """The scripted action for any deformable task (pass ``env.unwrapped``)."""
-    from envs.cloth_hanging import ClothHangingEnv
-    from envs.rope_closing import RopeClosingEnv
-    from envs.rope_shaping import RopeShapingEnv
+    from geomanip.envs.cloth_hanging import ClothHangingEnv
+    from geomanip.envs.rope_closing import RopeClosingEnv
+    from geomanip.envs.rope_shaping import RopeShapingEnv
 
     controllers = {
         RopeClosingEnv: rope_closing_action,

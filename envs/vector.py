@@ -5,7 +5,7 @@ MuJoCo: its scenes are small (BENCHMARKS.md). :class:`RigidVectorEnv` steps ``nu
 one task at once: the physics of each is one ``mj_step(m, d, frame_skip)`` call, and everything else
 (action checks, read-out of the bodies, observation, goal errors, reward terms, success, episode ends) is a
 handful of numpy operations on arrays with a leading ``num_envs`` dimension, done by the same batched
-functions of :mod:`envs.rigid` that the single environment calls with a batch of one. Its observations,
+functions of :mod:`geomanip.envs.rigid` that the single environment calls with a batch of one. Its observations,
 rewards and infos are bit-identical to those of the single environments (a test checks it against SB3's
 ``DummyVecEnv``).
 
@@ -31,7 +31,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from envs.rigid import (
+from geomanip.envs.rigid import (
     STATE_SPEC,
     RigidTaskEnv,
     keypoint_observation,
@@ -39,7 +39,7 @@ from envs.rigid import (
     step_physics,
     validate_actions,
 )
-from envs.shapes import NUM_KEYPOINTS
+from geomanip.envs.shapes import NUM_KEYPOINTS
 
 __all__ = ["RigidVectorEnv", "make_vector_env"]
 
@@ -48,7 +48,7 @@ class RigidVectorEnv(VecEnv):
     """``num_envs`` environments of one rigid task, stepped as a batch (SB3 ``VecEnv`` interface).
 
     Args:
-        task: a registered id (``"RigidInsertion-v0"``, ...) or a :class:`~envs.rigid.RigidTaskEnv` subclass.
+        task: a registered id (``"RigidInsertion-v0"``, ...) or a :class:`~geomanip.envs.rigid.RigidTaskEnv` subclass.
         num_envs: number of environments.
         seed: if given, environment ``i`` is seeded with ``seed + i`` at the first :meth:`reset` (as
             ``VecEnv.seed``).

@@ -1,7 +1,7 @@
 """Choice between the PyTorch and the fused Triton implementation of a layer's message passing.
 
-Layers that have a fused path (:class:`~kernels.EGNNConv`, :class:`~kernels.FiberConv`) take a ``backend``
-argument, also settable afterwards on a whole model with :func:`set_backend`:
+Layers that have a fused path (:class:`~geomanip.kernels.EGNNConv`, :class:`~geomanip.kernels.FiberConv`) take a
+``backend`` argument, also settable afterwards on a whole model with :func:`set_backend`:
 
 - ``"auto"`` (default): the fused Triton kernels on CUDA tensors when Triton is installed and the layer's
   configuration is one they implement; the PyTorch path otherwise (CPU, float64, unsupported options).
@@ -13,8 +13,8 @@ For ``"auto"`` layers, the environment variable ``GEOMANIP_KERNEL_BACKEND`` (``t
 call time, overrides the automatic choice; it exists so that a whole training run can be switched without
 touching code. No other global state is involved.
 
-Triton is optional: nothing here imports it. The fused modules (:mod:`kernels.fused_egnn`,
-:mod:`kernels.fused_fiber`) import it and are imported only when the fused path is chosen. With
+Triton is optional: nothing here imports it. The fused modules (:mod:`geomanip.kernels.fused_egnn`,
+:mod:`geomanip.kernels.fused_fiber`) import it and are imported only when the fused path is chosen. With
 ``TRITON_INTERPRET=1`` in the environment the fused kernels also run on CPU tensors through Triton's
 interpreter (slowly; the tests use it).
 """

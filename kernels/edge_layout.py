@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from kernels.scatter import check_edge_index
+from geomanip.kernels.scatter import check_edge_index
 
 __all__ = ["EdgeLayout", "as_layout"]
 

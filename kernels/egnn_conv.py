@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels.backend import FUSED_DTYPES, Backend, check_backend, resolve_backend
-from kernels.edge_layout import EdgeLayout, as_layout
-from kernels.scatter import check_edge_index, in_degree, scatter_softmax, scatter_sum
+from geomanip.kernels.backend import FUSED_DTYPES, Backend, check_backend, resolve_backend
+from geomanip.kernels.edge_layout import EdgeLayout, as_layout
+from geomanip.kernels.scatter import check_edge_index, in_degree, scatter_softmax, scatter_sum
 
 __all__ = ["EGNNConv"]
 
@@ -48,7 +48,7 @@ class EGNNConv(nn.Module):
     node terms are computed once per node and then gathered (``N x H`` matmuls instead of ``E x 2F x H``),
     and the edge terms of ``|dx|^2`` and ``e_ij`` are added by fused ``addmm``. On CUDA the per-edge part
     (both edge MLPs, the gate and both aggregations) runs as one fused Triton kernel
-    (:mod:`kernels.fused_egnn`) that writes no per-edge tensor; see ``backend``.
+    (:mod:`geomanip.kernels.fused_egnn`) that writes no per-edge tensor; see ``backend``.
 
     Args:
         in_channels: node feature size F.
@@ -60,16 +60,16 @@ class EGNNConv(nn.Module):
         coord_aggr: ``"mean"`` or ``"sum"`` of the coordinate messages.
         norm_constant: ``kappa`` in the normalisation; ``None`` for no normalisation.
         update_coords: when False, ``x`` is returned unchanged (an invariant message-passing layer).
-        residual: add the inputs to the outputs; set False inside :class:`~kernels.HeteroConv`, which sums
+        residual: add the inputs to the outputs; set False inside :class:`~geomanip.kernels.HeteroConv`, which sums
             the updates of several edge types, and add the residual once outside.
         tanh: squash the coordinate weights with ``tanh`` (stabilises deep stacks).
         backend: ``"auto"`` (fused Triton kernels on CUDA when available, PyTorch otherwise), ``"torch"`` or
-            ``"triton"``; see :mod:`kernels.backend`. ``attention="softmax"`` and float64 use PyTorch.
+            ``"triton"``; see :mod:`geomanip.kernels.backend`. ``attention="softmax"`` and float64 use PyTorch.
 
     Shapes:
         - h: ``[N, F]`` or a ``(source [N_s, F], destination [N_d, F])`` pair for bipartite graphs
         - x: ``[N, C, D]`` or a pair likewise (any D; D = 2 or 3 in practice)
-        - edge_index: ``[2, E]``, row 0 source, row 1 destination, or an :class:`~kernels.EdgeLayout` of it
+        - edge_index: ``[2, E]``, row 0 source, row 1 destination, or an :class:`~geomanip.kernels.EdgeLayout` of it
           (built once per graph; saves the per-call index check and the fused path's sort)
         - edge_attr: ``[E, edge_dim]`` or None
         - output: ``(h' [N_d, out_channels], x' [N_d, C, D])``
@@ -236,7 +236,7 @@ class EGNNConv(nn.Module):
         edge_attr: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
         # Imported here: it imports triton, which is optional.
-        from kernels.fused_egnn import fused_egnn_edges
+        from geomanip.kernels.fused_egnn import fused_egnn_edges
 
         layout = as_layout(edge_index, h_src.size(0), h_dst.size(0))
         F_in = self.in_channels

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kernels.fiber_conv import FiberConv
+from geomanip.kernels.fiber_conv import FiberConv
 
 __all__ = ["ConvNeXtMLP", "FiberBlock"]
 
@@ -51,7 +51,7 @@ class FiberBlock(nn.Module):
         layer_scale: initial layer scale of the MLP (``None`` for none).
         aggr: aggregation of the convolution, ``"sum"`` or ``"mean"``.
 
-    Shapes: as :class:`~kernels.FiberConv` with ``in_channels = out_channels = C``, homogeneous graphs.
+    Shapes: as :class:`~geomanip.kernels.FiberConv` with ``in_channels = out_channels = C``, homogeneous graphs.
     """
 
     def __init__(

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels.backend import FUSED_DTYPES, Backend, check_backend, resolve_backend
-from kernels.edge_layout import EdgeLayout, as_layout
-from kernels.fiber_message import fiber_message
-from kernels.scatter import check_edge_index, in_degree
+from geomanip.kernels.backend import FUSED_DTYPES, Backend, check_backend, resolve_backend
+from geomanip.kernels.edge_layout import EdgeLayout, as_layout
+from geomanip.kernels.fiber_message import fiber_message
+from geomanip.kernels.scatter import check_edge_index, in_degree
 
 __all__ = ["FiberConv"]
 
@@ -25,7 +25,7 @@ class FiberConv(nn.Module):
     Space" (Bekkers et al., ICLR 2024). Node features live on a grid of O directions, ``f [N, O, C]``.
     With a spatial basis ``b_s[e, o]`` computed from the invariants of edge ``e = (j -> i)`` at the
     destination's direction ``o`` and a fiber basis ``b_f[p, o]`` from ``<n_p, n_o>`` (see
-    :mod:`kernels.fiber_geometry` and :class:`~kernels.PolynomialBasis`):
+    :mod:`geomanip.kernels.fiber_geometry` and :class:`~geomanip.kernels.PolynomialBasis`):
 
     .. math::
         g_{i,o} = \mathrm{aggr}_{j \in N(i)}\; (W_s b_s[(j,i), o]) \odot f_{j,o}
@@ -34,13 +34,13 @@ class FiberConv(nn.Module):
 
     The first step is a spatial message per direction, the second a depthwise (per-channel) convolution
     over directions, the third a channel mix. Because the kernels depend on invariants only, the layer is
-    equivariant in the sense stated in :mod:`kernels.fiber_geometry`. It returns the convolution alone,
-    without residual or normalisation: :class:`~kernels.FiberBlock` adds those, and
-    :class:`~kernels.HeteroConv` sums several of these layers (one per edge type) first.
+    equivariant in the sense stated in :mod:`geomanip.kernels.fiber_geometry`. It returns the convolution alone,
+    without residual or normalisation: :class:`~geomanip.kernels.FiberBlock` adds those, and
+    :class:`~geomanip.kernels.HeteroConv` sums several of these layers (one per edge type) first.
 
-    The first step runs fused and chunked over edges (:func:`kernels.fiber_message.fiber_message`), so no
+    The first step runs fused and chunked over edges (:func:`geomanip.kernels.fiber_message.fiber_message`), so no
     ``[E, O, C]`` tensor is kept for the backward pass; on CUDA it runs as fused Triton kernels
-    (:mod:`kernels.fused_fiber`) that write no per-edge tensor at all (see ``backend``).
+    (:mod:`geomanip.kernels.fused_fiber`) that write no per-edge tensor at all (see ``backend``).
 
     Args:
         in_channels: channels C of the input features.
@@ -49,7 +49,7 @@ class FiberConv(nn.Module):
         aggr: ``"sum"`` or ``"mean"`` over incoming edges.
         bias: learn the bias ``b``.
         backend: ``"auto"`` (fused Triton kernels on CUDA when available, PyTorch otherwise), ``"torch"`` or
-            ``"triton"``; see :mod:`kernels.backend`. float64 uses PyTorch.
+            ``"triton"``; see :mod:`geomanip.kernels.backend`. float64 uses PyTorch.
         calibrate: rescale the two kernels once, on the first forward call, so that each step keeps the
             standard deviation of its input (PONITA's data-dependent initialisation). Without it the output
             starts as a product of small kernels and the features, orders of magnitude below its input, and
@@ -59,7 +59,7 @@ class FiberConv(nn.Module):
     Shapes:
         - f: ``[N, O, C]`` or a ``(source [N_s, O, C], destination [N_d, O, *])`` pair for bipartite graphs
           (only the destination's length is used)
-        - edge_index: ``[2, E]``, row 0 source, row 1 destination, or an :class:`~kernels.EdgeLayout` of it
+        - edge_index: ``[2, E]``, row 0 source, row 1 destination, or an :class:`~geomanip.kernels.EdgeLayout` of it
           (built once per graph; saves the per-call index check and the fused path's sort)
         - spatial_basis: ``[E, O, B]``
         - fiber_basis: ``[O, O, B]``, indexed ``[p (output direction), o (input direction)]``
@@ -147,7 +147,7 @@ class FiberConv(nn.Module):
             unsupported = f"dtype {f_src.dtype} (f) / {spatial_basis.dtype} (basis); only float32 and bfloat16"
         if resolve_backend(self.backend, f_src.device, unsupported, type(self).__name__) == "triton":
             # Imported here: it imports triton, which is optional.
-            from kernels.fused_fiber import fused_fiber_message
+            from geomanip.kernels.fused_fiber import fused_fiber_message
 
             layout = as_layout(edge_index, f_src.size(0), n_dst)
             g = fused_fiber_message(spatial_basis, self.spatial_kernel.weight, f_src, layout)

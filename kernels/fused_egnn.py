@@ -1,4 +1,4 @@
-"""Fused Triton kernels for the edge computation and aggregation of :class:`~kernels.EGNNConv`.
+"""Fused Triton kernels for the edge computation and aggregation of :class:`~geomanip.kernels.EGNNConv`.
 
 For every edge ``j -> i`` (``dx = x_i - x_j``, ``[C, D]``), one kernel computes and aggregates
 
@@ -10,7 +10,7 @@ For every edge ``j -> i`` (``dx = x_i - x_j``, ``[C, D]``), one kernel computes 
     m_i  += a * m ;  dx_i += u * w
 
 without writing any ``[E, H]`` tensor to memory: a program takes a block of destination-sorted edges
-(:class:`~kernels.EdgeLayout`), gathers the node terms, runs both MLPs on the block with ``tl.dot`` and adds
+(:class:`~geomanip.kernels.EdgeLayout`), gathers the node terms, runs both MLPs on the block with ``tl.dot`` and adds
 the results into the node outputs with atomics. Programs loop over blocks (as many programs as fill the GPU),
 so each loads the weights once. The backward kernel recomputes the forward of each block
 (nothing per edge is saved) and accumulates the weight gradients of its blocks in registers; each program
@@ -33,8 +33,8 @@ import triton.language as tl
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from kernels.backend import triton_interpreting
-from kernels.edge_layout import EdgeLayout
+from geomanip.kernels.backend import triton_interpreting
+from geomanip.kernels.edge_layout import EdgeLayout
 
 __all__ = ["fused_egnn_edges"]
 

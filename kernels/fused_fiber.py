@@ -1,11 +1,11 @@
-"""Fused Triton kernels for the spatial message and aggregation of :class:`~kernels.FiberConv`.
+"""Fused Triton kernels for the spatial message and aggregation of :class:`~geomanip.kernels.FiberConv`.
 
-Computes the same sum as :func:`kernels.fiber_message.fiber_message`,
+Computes the same sum as :func:`geomanip.kernels.fiber_message.fiber_message`,
 
     g[i, o, c] = sum_{e = (j -> i)} (basis[e, o] @ weight.T)[c] * f[j, o, c]
 
 with programs per direction ``o`` that loop over blocks of destination-sorted edges
-(:class:`~kernels.EdgeLayout`): for each block a program multiplies the basis rows by the weight with
+(:class:`~geomanip.kernels.EdgeLayout`): for each block a program multiplies the basis rows by the weight with
 ``tl.dot``, multiplies by the gathered source features and adds into ``g`` with atomics, so neither the
 ``[E, O, C]`` kernel nor the messages are written to memory. The backward recomputes the kernel per block;
 it adds ``grad f`` with atomics, writes ``grad basis`` (one row per edge and direction, the size of
@@ -24,9 +24,9 @@ import triton.language as tl
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from kernels.backend import triton_interpreting
-from kernels.edge_layout import EdgeLayout
-from kernels.fused_egnn import _kernel, _num_programs, _pow2
+from geomanip.kernels.backend import triton_interpreting
+from geomanip.kernels.edge_layout import EdgeLayout
+from geomanip.kernels.fused_egnn import _kernel, _num_programs, _pow2
 
 __all__ = ["fused_fiber_message"]
 

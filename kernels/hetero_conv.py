@@ -35,14 +35,14 @@ class HeteroConv(nn.Module):
 
     Calling convention: ``node_inputs[t]`` maps argument names to the tensors of node type ``t``; each
     named argument reaches the convolution of ``(s, r, t)`` as the pair ``(value of s, value of t)``, so
-    any layer that accepts bipartite pairs works (:class:`~kernels.EGNNConv` with ``h`` and ``x``,
-    :class:`~kernels.FiberConv` with ``f``). ``edge_inputs[(s, r, t)]`` holds per-edge-type keyword
+    any layer that accepts bipartite pairs works (:class:`~geomanip.kernels.EGNNConv` with ``h`` and ``x``,
+    :class:`~geomanip.kernels.FiberConv` with ``f``). ``edge_inputs[(s, r, t)]`` holds per-edge-type keyword
     arguments (``edge_attr``, ``spatial_basis``, ...) and ``shared`` keyword arguments go to every
     convolution (``fiber_basis``). Outputs may be tensors or tuples of tensors; tuples are summed
     elementwise. Node types that receive no edge type have no output entry.
 
     Residual connections belong outside: build the per-type layers without them (``residual=False`` for
-    :class:`~kernels.EGNNConv`) and add the input once to the sum.
+    :class:`~geomanip.kernels.EGNNConv`) and add the input once to the sum.
 
     Args:
         convs: mapping from edge type to its convolution.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from kernels.fiber_geometry import num_polynomial_features, polynomial_features
+from geomanip.kernels.fiber_geometry import num_polynomial_features, polynomial_features
 
 __all__ = ["PolynomialBasis"]
 
@@ -16,7 +16,7 @@ class PolynomialBasis(nn.Module):
         b = \mathrm{GELU}(W_2\, \mathrm{GELU}(W_1\, \mathrm{poly}_d(a) + b_1) + b_2)
 
     where :math:`\mathrm{poly}_d(a)` are all monomials of degree 1 to ``degree`` of the invariants ``a``.
-    A network computes the basis of its edges once and every :class:`~kernels.FiberConv` maps it to its own
+    A network computes the basis of its edges once and every :class:`~geomanip.kernels.FiberConv` maps it to its own
     kernel with one bias-free linear layer, so the MLP runs once per forward, not once per layer.
 
     Args:

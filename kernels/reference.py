@@ -14,14 +14,14 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import degree, softmax
 
-from kernels.egnn_conv import EGNNConv
-from kernels.fiber_block import FiberBlock
+from geomanip.kernels.egnn_conv import EGNNConv
+from geomanip.kernels.fiber_block import FiberBlock
 
 __all__ = ["EGNNReference", "FiberBlockReference"]
 
 
 class EGNNReference(MessagePassing):
-    """:class:`~kernels.EGNNConv` written as a PyG ``MessagePassing`` layer (same parameters)."""
+    """:class:`~geomanip.kernels.EGNNConv` written as a PyG ``MessagePassing`` layer (same parameters)."""
 
     def __init__(self, layer: EGNNConv) -> None:
         super().__init__(aggr="add")
@@ -77,7 +77,7 @@ class EGNNReference(MessagePassing):
 
 
 class FiberBlockReference(MessagePassing):
-    """:class:`~kernels.FiberBlock` written as a PyG ``MessagePassing`` layer (same parameters)."""
+    """:class:`~geomanip.kernels.FiberBlock` written as a PyG ``MessagePassing`` layer (same parameters)."""
 
     def __init__(self, block: FiberBlock) -> None:
         super().__init__(aggr="add")

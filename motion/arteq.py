@@ -2,16 +2,16 @@
 
 After "Generalizing Neural Human Fitting to Unseen Poses With Articulated SE(3) Equivariance" (Feng et al.,
 ICCV 2023), on the shared kernels. Features live on the 60 rotations of the icosahedral group
-(:func:`kernels.icosahedral_group`), ``f [points, 60, C]``: feature ``f[n, g]`` describes the neighbourhood
+(:func:`geomanip.kernels.icosahedral_group`), ``f [points, 60, C]``: feature ``f[n, g]`` describes the neighbourhood
 of point ``n`` as seen in the frame of rotation ``G_g``. Pipeline:
 
 1. Centre the cloud (translation is not regressed) and keep ``num_points`` of its points (a strided
    subset: rotation invariant, see :func:`subsample`).
 2. Embed each point's position in every frame (``G_g^T x``, a quadratic per channel: equivariant), then
    lift and convolve on a k-nearest-neighbour graph with :class:`GroupPointConv` (the maths of
-   :class:`kernels.FiberConv` on the group; a quadratic spatial kernel, a :class:`kernels.PolynomialBasis`
-   fiber kernel): the spatial kernel of edge ``j -> i`` at group element ``g`` depends on ``G_g^T (x_j - x_i)``,
-   the fiber kernel between ``g`` and ``g'`` on ``G_g^T G_g'``.
+   :class:`geomanip.kernels.FiberConv` on the group; a quadratic spatial kernel, a
+   :class:`geomanip.kernels.PolynomialBasis` fiber kernel): the spatial kernel of edge ``j -> i`` at group
+   element ``g`` depends on ``G_g^T (x_j - x_i)``, the fiber kernel between ``g`` and ``g'`` on ``G_g^T G_g'``.
    Rotating the input by ``h`` in the group permutes the group axis, ``f'[n, g] = f[n, h^-1 g]``, exactly.
    A global-context layer then mixes each point's feature with the cloud's mean feature in the same frame
    (still equivariant: both permute together).
@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels import PolynomialBasis, chordal_mean, icosahedral_group
-from motion.body.model import NUM_BETAS, NUM_JOINTS, NUM_PARTS, PARENTS, BodyModel, load_body_model
+from geomanip.kernels import PolynomialBasis, chordal_mean, icosahedral_group
+from geomanip.motion.body.model import NUM_BETAS, NUM_JOINTS, NUM_PARTS, PARENTS, BodyModel, load_body_model
 
 __all__ = [
     "ArtEq",
@@ -77,7 +77,7 @@ def knn_graph(x: Tensor, k: int) -> Tensor:
 
     Every point has exactly ``k`` incoming edges, so aggregation over neighbours is a sum over this axis:
     no scatter. (On the 2-core CPU ``index_add_`` of a 136 x 60 x 32 chunk measured 250 ms, which made the
-    edge-list :class:`kernels.FiberConv` path take minutes per batch here.)
+    edge-list :class:`geomanip.kernels.FiberConv` path take minutes per batch here.)
     """
     d = torch.cdist(x, x)
     d.diagonal(dim1=1, dim2=2).fill_(float("inf"))
@@ -118,7 +118,7 @@ class QuadraticKernel(nn.Module):
 class GroupPointConv(nn.Module):
     r"""Separable convolution on points x the icosahedral group, for fixed-degree neighbourhoods.
 
-    The maths of :class:`kernels.FiberConv` with the 60 group rotations as the fiber grid: for point ``i``,
+    The maths of :class:`geomanip.kernels.FiberConv` with the 60 group rotations as the fiber grid: for point ``i``,
     its neighbours ``j`` and rotations ``g``, ``p``,
 
     .. math::
@@ -159,7 +159,7 @@ class GroupPointConv(nn.Module):
 
 
 class GroupPointBlock(nn.Module):
-    """Residual block ``f + gamma * MLP(LayerNorm(GroupPointConv(f)))``, like :class:`kernels.FiberBlock`."""
+    """Residual block ``f + gamma * MLP(LayerNorm(GroupPointConv(f)))``, like :class:`geomanip.kernels.FiberBlock`."""
 
     def __init__(self, channels: int, basis_dim: int, layer_scale: float = 0.1) -> None:
         super().__init__()
@@ -244,11 +244,12 @@ class ArtEq(BodyRegressor):
     """ArtEq network (see the module docstring) with the body model it regresses parameters of.
 
     Args:
-        body: an SMPL-format :class:`~motion.body.BodyModel` (default: :func:`~motion.body.load_body_model`).
+        body: an SMPL-format :class:`~geomanip.motion.body.BodyModel` (default:
+            :func:`~geomanip.motion.body.load_body_model`).
         num_points: points kept from each input cloud (:func:`subsample`).
         neighbours: k of the k-nearest-neighbour graph.
         channels: feature channels per group element.
-        layers: residual :class:`~kernels.FiberBlock` layers after the lifting convolution.
+        layers: residual :class:`~geomanip.kernels.FiberBlock` layers after the lifting convolution.
         basis_dim: size of the kernel bases.
         radius: length scale (m) dividing relative positions before the spatial basis.
         refine: correct each part's rotation from the cloud seen in its estimated frame (step 5 above).
@@ -410,7 +411,7 @@ def arteq_loss(
     Terms: ``seg`` (cross-entropy of the kept points' part labels; skipped when ``out`` has no
     ``part_logits``), ``rot`` (mean squared Frobenius distance of the 22 global part rotations), ``betas``
     (MSE), ``joints`` and ``vertices`` (mean Euclidean distance, m). ``batch`` holds ground truth as made
-    by :func:`motion.body.data.generate`.
+    by :func:`geomanip.motion.body.data.generate`.
     """
     w = {"seg": 1.0, "rot": 1.0, "betas": 0.1, "joints": 5.0, "vertices": 5.0, **(weights or {})}
     gt_global = body.global_rotations(batch["rotations"])[:, :NUM_PARTS]

@@ -5,7 +5,7 @@
     python train.py body --action evaluate --checkpoint runs/body/best.pt
     python train.py body --action fit --checkpoint runs/body/best.pt --input scan.ply --output fitted.obj
 
-Training data is generated on the fly from the body model (:mod:`motion.body.data`; a fresh batch each
+Training data is generated on the fly from the body model (:mod:`geomanip.motion.body.data`; a fresh batch each
 step, deterministic in the seed); validation and test sets are fixed samples. Progress bar, TensorBoard
 scalars (``losses/``, ``val/``, ``test_*/``), atomic checkpoints (``last.pt`` at each validation, ``best.pt`` on the
 best validation V2V; never chosen on test data), resume from ``last.pt``, ``summary.json`` at the end.
@@ -31,10 +31,10 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from motion.arteq import ArtEq, arteq_loss
-from motion.arteq_baselines import PointNetRegressor, fit_by_optimisation
-from motion.body.data import generate
-from motion.body.model import NUM_BETAS, BodyModel, load_body_model
+from geomanip.motion.arteq import ArtEq, arteq_loss
+from geomanip.motion.arteq_baselines import PointNetRegressor, fit_by_optimisation
+from geomanip.motion.body.data import generate
+from geomanip.motion.body.model import NUM_BETAS, BodyModel, load_body_model
 
 __all__ = ["BodyConfig", "build_model", "evaluate", "load_checkpoint", "load_points", "fit_file", "run"]
 
@@ -226,7 +226,7 @@ def load_points(path: str | os.PathLike, num_points: int = 5000, seed: int = 0) 
 
 def fitter(model: nn.Module, refine_steps: int = 0, lr: float = 0.01) -> callable:
     """``points [B, P, 3] -> fit dict``: the network's prediction, then ``refine_steps`` Adam steps on the
-    Chamfer distance from it (:func:`~motion.arteq_baselines.fit_by_optimisation`; its output has no part
+    Chamfer distance from it (:func:`~geomanip.motion.arteq_baselines.fit_by_optimisation`; its output has no part
     labels)."""
     if refine_steps < 0:
         raise ValueError(f"refine_steps must be 0 or positive, got {refine_steps}")

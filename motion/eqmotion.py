@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels import EGNNConv
+from geomanip.kernels import EGNNConv
 
 __all__ = ["EqMotion", "complete_edges"]
 
@@ -34,7 +34,7 @@ class EqMotion(nn.Module):
        the input of the invariant MLPs bounded in scale when a scene is wider than any seen in training.
     3. Invariant interaction reasoning, once: soft edge categories
        ``softmax(MLP[h_i, h_j, |X_i,c - X_j,c|])`` over ``edge_types`` types.
-    4. ``layers`` times: an :class:`~kernels.EGNNConv` with C channels and the categories as edge
+    4. ``layers`` times: an :class:`~geomanip.kernels.EGNNConv` with C channels and the categories as edge
        attributes (per-channel coordinate messages, gated), then ``LayerNorm(h)``; a velocity term
        ``X += tanh(phi_v(h)) V``; inner-agent attention ``X_c += tanh(phi_a(h))_c (X_c - mean_c X)``; the
        equivariant non-linearity (channel mixes ``q, k``; where ``<q, k> < 0`` the part of ``q`` along ``k``

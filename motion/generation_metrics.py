@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from motion.geotdm import remove_com
+from geomanip.motion.geotdm import remove_com
 
 __all__ = ["classification_score", "generation_scores", "marginal_score", "prediction_score"]
 

@@ -3,7 +3,7 @@
 Han et al., "Geometric Trajectory Diffusion Models", NeurIPS 2024 (REFERENCE.md §3). Trajectories are
 ``[B, N, T, D]`` arrays of N agents over T frames in D dimensions (any D; 2 for pedestrians, 3 for particles).
 
-- :class:`EGTN` alternates a spatial :class:`~kernels.EGNNConv` over the agents of each frame with a per-agent
+- :class:`EGTN` alternates a spatial :class:`~geomanip.kernels.EGNNConv` over the agents of each frame with a per-agent
   :class:`TemporalAttention` over frames (relative time embeddings on keys and values, coordinate updates
   along ``x_t - x_s``). Invariant features ``h`` and equivariant coordinates ``x`` are updated together.
 - :class:`GeoTDM` is the DDPM around it: ε-prediction with an MSE loss on a linear beta schedule. Conditional
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels import EGNNConv
-from motion.eqmotion import complete_edges
+from geomanip.kernels import EGNNConv
+from geomanip.motion.eqmotion import complete_edges
 
 __all__ = ["DiffusionSchedule", "EGTN", "GeoTDM", "TemporalAttention", "remove_com", "sinusoidal"]
 
@@ -160,7 +160,7 @@ class TemporalAttention(nn.Module):
 class EGTN(nn.Module):
     r"""Equivariant geometric trajectory network: ``layers`` x (spatial EGNN per frame, temporal attention).
 
-    The spatial layer is :class:`~kernels.EGNNConv` on the graph whose nodes are (agent, frame) pairs and
+    The spatial layer is :class:`~geomanip.kernels.EGNNConv` on the graph whose nodes are (agent, frame) pairs and
     whose edges join every two valid agents of a sample at the same frame (mean aggregation,
     ``x_i += mean_j phi(m_ij) x_ij / (|x_ij| + 1)``). Each block ends with a feed-forward update of ``h``.
 

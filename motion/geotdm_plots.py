@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from motion.data.datasets import pad_collate
-from motion.geotdm import GeoTDM
+from geomanip.motion.data.datasets import pad_collate
+from geomanip.motion.geotdm import GeoTDM
 
 __all__ = ["animate_sample", "plot_geotdm"]
 

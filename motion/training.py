@@ -10,7 +10,7 @@ Models plug in through three small functions: :func:`build_model`, :func:`traini
 displacement; GeoTDM: the denoising loss returned by its ``forward``) and :func:`predict` (EqMotion: its
 output; GeoTDM: K samples). GeoTDM validates on sampled trajectories (``avg_ade`` over K samples on N-body
 data, ``min_ade`` on ETH/UCY) or, when unconditional, on a seeded denoising loss; unconditional test runs add
-the generation scores of :mod:`motion.generation_metrics`.
+the generation scores of :mod:`geomanip.motion.generation_metrics`.
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
-from motion.data.eth_ucy import SCENES, load_split
-from motion.data.nbody import SYSTEMS, default_config, write_dataset
-from motion.data.rope import RopeWindows, load_rollouts, rope_splits
-from motion.eqmotion import EqMotion
-from motion.generation_metrics import generation_scores
-from motion.geotdm import GeoTDM
-from motion.geotdm_plots import plot_geotdm
-from motion.metrics import AVERAGE_METRICS, METRICS, best_of_k_loss, displacement_sums, sample_average_sums
+from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
+from geomanip.motion.data.eth_ucy import SCENES, load_split
+from geomanip.motion.data.nbody import SYSTEMS, default_config, write_dataset
+from geomanip.motion.data.rope import RopeWindows, load_rollouts, rope_splits
+from geomanip.motion.eqmotion import EqMotion
+from geomanip.motion.generation_metrics import generation_scores
+from geomanip.motion.geotdm import GeoTDM
+from geomanip.motion.geotdm_plots import plot_geotdm
+from geomanip.motion.metrics import AVERAGE_METRICS, METRICS, best_of_k_loss, displacement_sums, sample_average_sums
 
 __all__ = ["MotionConfig", "run"]
 
@@ -53,7 +53,7 @@ class MotionConfig:
     """Model to train: eqmotion (deterministic prediction) or geotdm (trajectory diffusion)."""
     data: str = "charged"
     """Dataset: an N-body system (charged, springs, gravity), eth_ucy, or rope (rollouts of our rope tasks in
-    --data-root, written by python -m envs.rollouts)."""
+    --data-root, written by python -m geomanip.envs.rollouts)."""
     scene: str = "eth"
     """ETH/UCY held-out test scene (eth, hotel, univ, zara1, zara2)."""
     data_root: str | None = None

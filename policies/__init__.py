@@ -1,6 +1,6 @@
 """Graph policies for the manipulation benchmark, trained with Stable-Baselines3 PPO.
 
-- ``hepi``: :class:`~policies.hepi.HEPiNetwork`, heterogeneous equivariant convolutions on position-orientation
+- ``hepi``: :class:`~geomanip.policies.hepi.HEPiNetwork`, heterogeneous equivariant convolutions on position-orientation
   space with per-edge-type weights and a two-step message schedule.
 - ``empn``: the same backbone on the homogeneous graph with shared weights.
 - ``transformer``: a Transformer over node tokens.
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.graph_obs import GraphLayout
-from policies.hepi import HEPiNetwork
-from policies.sb3 import NETWORKS, GraphActorCriticPolicy
-from policies.transformer import TransformerNetwork
+from geomanip.policies.graph_obs import GraphLayout
+from geomanip.policies.hepi import HEPiNetwork
+from geomanip.policies.sb3 import NETWORKS, GraphActorCriticPolicy
+from geomanip.policies.transformer import TransformerNetwork
 
 POLICIES = ("hepi", "empn", "transformer", "mlp")
 

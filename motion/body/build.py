@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motion.body.model import JOINT_NAMES, NUM_JOINTS, PARENTS
+from geomanip.motion.body.model import JOINT_NAMES, NUM_JOINTS, PARENTS
 
 __all__ = ["BONE_TO_JOINT", "JOINT_TARGETS", "build_body_model", "main"]
 

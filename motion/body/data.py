@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from kernels.rotation import axis_angle_to_matrix, random_rotation
-from motion.body.model import NUM_BETAS, NUM_JOINTS, BodyModel
+from geomanip.kernels.rotation import axis_angle_to_matrix, random_rotation
+from geomanip.motion.body.model import NUM_BETAS, NUM_JOINTS, BodyModel
 
 __all__ = ["JOINT_LIMITS", "SPLITS", "SplitSpec", "sample_pose", "sample_surface", "generate"]
 
@@ -53,7 +53,7 @@ _CENTRE_LIMITS = {
 
 
 def _limits() -> Tensor:
-    from motion.body.model import JOINT_NAMES
+    from geomanip.motion.body.model import JOINT_NAMES
 
     out = torch.zeros(NUM_JOINTS, 3, 2)
     for j, name in enumerate(JOINT_NAMES):

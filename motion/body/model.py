@@ -6,7 +6,7 @@ Which file (first found wins): the ``path`` argument; the environment variable `
 unpickles the file); official SMPL pickles also need ``chumpy`` installed to unpickle.
 
 Conventions: SMPL's 24 joints (:data:`JOINT_NAMES`, parents :data:`PARENTS`); rotations as matrices
-``[..., 3, 3]`` acting on column vectors (:mod:`kernels.rotation`); y up, bodies facing +z; metres.
+``[..., 3, 3]`` acting on column vectors (:mod:`geomanip.kernels.rotation`); y up, bodies facing +z; metres.
 Parts: :data:`NUM_PARTS` = 22 body parts, SMPL joints 0-21, each vertex labelled with the joint of its
 largest skinning weight, hand vertices (joints 22, 23) merged into the wrists (as in ArtEq).
 """

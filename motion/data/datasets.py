@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from motion.data.eth_ucy import TrajectoryWindows
+from geomanip.motion.data.eth_ucy import TrajectoryWindows
 
 __all__ = ["NBodyWindows", "PedestrianWindows", "pad_collate"]
 
@@ -24,7 +24,9 @@ class NBodyWindows(Dataset):
     def __init__(self, path: Path, past: int = 10, future: int = 20, limit: int | None = None) -> None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"N-body split {path} does not exist (write it with python -m motion.data.nbody)")
+            raise FileNotFoundError(
+                f"N-body split {path} does not exist (write it with python -m geomanip.motion.data.nbody)"
+            )
         with np.load(path) as data:
             if "loc" not in data or data["loc"].ndim != 4:
                 raise ValueError(f"{path}: expected an array 'loc' of shape [S, T, N, D]")
@@ -46,7 +48,7 @@ class NBodyWindows(Dataset):
 
 
 class PedestrianWindows(Dataset):
-    """ETH/UCY samples (:class:`~motion.data.eth_ucy.TrajectoryWindows`); the focal agent is evaluated."""
+    """ETH/UCY samples (:class:`~geomanip.motion.data.eth_ucy.TrajectoryWindows`); the focal agent is evaluated."""
 
     def __init__(self, windows: TrajectoryWindows, past: int = 8) -> None:
         self.windows = windows

@@ -7,7 +7,7 @@ dt 0.001, a frame every 100 steps, 49 frames. Differences from that code, chosen
 walls, and the force is clipped by its norm rather than per component. :class:`NBodyConfig` lists every
 default.
 
-Write datasets with ``python -m motion.data.nbody --system charged --out data/charged``; each split is an
+Write datasets with ``python -m geomanip.motion.data.nbody --system charged --out data/charged``; each split is an
 ``.npz`` with ``loc [S, T, N, 3]``, ``vel [S, T, N, 3]`` and the system's parameters (``charges [S, N]``,
 ``springs [S, N, N]`` or ``masses [S, N]``).
 """

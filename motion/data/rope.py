@@ -1,6 +1,6 @@
 """Rope rollouts of our own environments as multi-agent trajectories (each rope link is an agent).
 
-The files come from ``python -m envs.rollouts --task RopeClosing-v0 --episodes 100 --out data/rope_closing``
+The files come from ``python -m geomanip.envs.rollouts --task RopeClosing-v0 --episodes 100 --out data/rope_closing``
 (``motion`` never imports ``envs``): ``<folder>/rollouts.npz`` with ``positions [S, T, N, 3]`` (S episodes,
 T frames, N links, metres). Episodes are split by index, never inside an episode, so no window of a test
 episode is seen in training: the first ``80%`` train, the next ``10%`` validation, the rest test (at least one
@@ -27,7 +27,7 @@ def load_rollouts(folder: str | Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(
             f"rope rollouts {path} do not exist; write them with "
-            f"python -m envs.rollouts --task RopeClosing-v0 --episodes 100 --out {Path(folder)}"
+            f"python -m geomanip.envs.rollouts --task RopeClosing-v0 --episodes 100 --out {Path(folder)}"
         )
     try:
         with np.load(path) as data:

@@ -5,8 +5,8 @@ import mujoco
 import numpy as np
 import pytest
 
-import envs
-from envs.cloth_hanging import (
+from geomanip import envs
+from geomanip.envs.cloth_hanging import (
     ALL_HOLES,
     CLOTH_SIZE,
     GRID,
@@ -16,10 +16,10 @@ from envs.cloth_hanging import (
     TRAIN_HOLES,
     ClothHangingEnv,
 )
-from envs.deformable import path_edges, winding_number, yaw_matrix
-from envs.rope_closing import RopeClosingEnv
-from envs.rope_shaping import RopeShapingEnv, shape_descriptors, shape_error, w_curve
-from envs.scripted_deformable import scripted_deformable_action
+from geomanip.envs.deformable import path_edges, winding_number, yaw_matrix
+from geomanip.envs.rope_closing import RopeClosingEnv
+from geomanip.envs.rope_shaping import RopeShapingEnv, shape_descriptors, shape_error, w_curve
+from geomanip.envs.scripted_deformable import scripted_deformable_action
 from tests.envs.checks import run_env_checkers, seeded_rollout
 
 IDS = list(envs.DEFORMABLE_TASKS)
@@ -252,7 +252,7 @@ def test_rope_keeps_its_length_while_dragged():
 
 
 def test_rope_dragged_into_the_hanger_wraps_it_and_does_not_pass_through():
-    from envs.rope_closing import HANGER_RADIUS
+    from geomanip.envs.rope_closing import HANGER_RADIUS
 
     env = RopeClosingEnv()
     env.reset(seed=0)

@@ -5,10 +5,10 @@ import mujoco
 import numpy as np
 import pytest
 
-import envs
-from envs.rigid import yaw_matrix
-from envs.scripted import scripted_action
-from envs.shapes import INSERTION_SHAPES, TRAIN_SHAPES, UNSEEN_SHAPES
+from geomanip import envs
+from geomanip.envs.rigid import yaw_matrix
+from geomanip.envs.scripted import scripted_action
+from geomanip.envs.shapes import INSERTION_SHAPES, TRAIN_SHAPES, UNSEEN_SHAPES
 from tests.envs.checks import run_env_checkers, seeded_rollout
 
 IDS = list(envs.RIGID_TASKS)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from envs.rollouts import collect, write_rollouts
+from geomanip.envs.rollouts import collect, write_rollouts
 
 
 def test_rollouts_round_trip_with_the_documented_layout(tmp_path):

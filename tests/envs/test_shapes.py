@@ -3,8 +3,8 @@ import pytest
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
-from envs.mjcf import FIXTURE_HALF_WIDTH, HOLE_CLEARANCE
-from envs.shapes import (
+from geomanip.envs.mjcf import FIXTURE_HALF_WIDTH, HOLE_CLEARANCE
+from geomanip.envs.shapes import (
     ALL_SHAPES,
     INSERTION_SHAPES,
     NUM_KEYPOINTS,

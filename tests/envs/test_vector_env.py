@@ -6,10 +6,10 @@ import torch._dynamo  # noqa: F401
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-import envs
-from envs.rigid import STATE_SPEC, quat_matrices, state_slices
-from envs.shapes import get_shape
-from envs.vector import RigidVectorEnv, make_vector_env
+from geomanip import envs
+from geomanip.envs.rigid import STATE_SPEC, quat_matrices, state_slices
+from geomanip.envs.shapes import get_shape
+from geomanip.envs.vector import RigidVectorEnv, make_vector_env
 
 IDS = list(envs.RIGID_TASKS)
 

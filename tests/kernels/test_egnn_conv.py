@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from kernels import EGNNConv
-from kernels.reference import EGNNReference
+from geomanip.kernels import EGNNConv
+from geomanip.kernels.reference import EGNNReference
 from tests.geometry import assert_close, permute_graph, random_orthogonal
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from kernels import (
+from geomanip.kernels import (
     FiberBlock,
     FiberConv,
     PolynomialBasis,
@@ -16,8 +16,8 @@ from kernels import (
     rotation_2d,
     spatial_invariants,
 )
-from kernels.fiber_message import fiber_message
-from kernels.reference import FiberBlockReference
+from geomanip.kernels.fiber_message import fiber_message
+from geomanip.kernels.reference import FiberBlockReference
 from tests.geometry import assert_close, permute_graph, random_orthogonal
 
 C, B = 6, 8

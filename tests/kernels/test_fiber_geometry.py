@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from kernels import (
+from geomanip.kernels import (
     circle_grid,
     fibonacci_sphere,
     lift_scalars,
@@ -14,7 +14,7 @@ from kernels import (
     readout_vectors,
     spatial_invariants,
 )
-from kernels.fiber_geometry import num_polynomial_features
+from geomanip.kernels.fiber_geometry import num_polynomial_features
 from tests.geometry import assert_close, random_orthogonal
 
 
@@ -102,7 +102,7 @@ def test_bad_shapes_raise():
 
 
 def test_ring_grid_is_closed_under_its_rotations_about_z():
-    from kernels import ring_grid
+    from geomanip.kernels import ring_grid
 
     g = ring_grid(8, dtype=torch.float64)
     assert g.shape == (16, 3)

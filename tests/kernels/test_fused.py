@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels import EdgeLayout, EGNNConv, FiberConv, HeteroConv, set_backend
-from kernels.backend import BACKEND_ENV, resolve_backend, triton_available, triton_interpreting
+from geomanip.kernels import EdgeLayout, EGNNConv, FiberConv, HeteroConv, set_backend
+from geomanip.kernels.backend import BACKEND_ENV, resolve_backend, triton_available, triton_interpreting
 from tests.geometry import assert_close
 
 ROOT = Path(__file__).resolve().parents[2]

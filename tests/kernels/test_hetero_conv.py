@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch_geometric.data import HeteroData
 
-from kernels import (
+from geomanip.kernels import (
     EGNNConv,
     FiberConv,
     HeteroConv,

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from kernels import (
+from geomanip.kernels import (
     axis_angle_to_matrix,
     chordal_mean,
     icosahedral_group,

@@ -3,7 +3,15 @@ import torch
 from torch_geometric.utils import scatter as pyg_scatter
 from torch_geometric.utils import softmax as pyg_softmax
 
-from kernels import check_edge_index, gather, in_degree, scatter_max, scatter_mean, scatter_softmax, scatter_sum
+from geomanip.kernels import (
+    check_edge_index,
+    gather,
+    in_degree,
+    scatter_max,
+    scatter_mean,
+    scatter_softmax,
+    scatter_sum,
+)
 
 
 def _naive(src, index, n, reduce):

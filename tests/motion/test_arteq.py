@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from kernels import icosahedral_group, random_rotation
-from kernels.rotation import axis_angle_to_matrix
-from motion import ArtEq
-from motion.arteq import (
+from geomanip.kernels import icosahedral_group, random_rotation
+from geomanip.kernels.rotation import axis_angle_to_matrix
+from geomanip.motion import ArtEq
+from geomanip.motion.arteq import (
     GroupPointConv,
     QuadraticKernel,
     arteq_loss,
@@ -17,10 +17,10 @@ from motion.arteq import (
     monomials,
     subsample,
 )
-from motion.arteq_baselines import PointNetRegressor, chamfer, fit_by_optimisation
-from motion.body import NUM_PARTS, BodyModel, load_body_model
-from motion.body.data import generate
-from motion.body_training import rotation_angle
+from geomanip.motion.arteq_baselines import PointNetRegressor, chamfer, fit_by_optimisation
+from geomanip.motion.body import NUM_PARTS, BodyModel, load_body_model
+from geomanip.motion.body.data import generate
+from geomanip.motion.body_training import rotation_angle
 
 # Tolerances. For the 60 rotations of the icosahedral group the network is exactly equivariant: the
 # group axis of every feature is permuted, nothing is interpolated, so outputs agree up to round-off. The

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from motion.body import load_body_model
-from motion.body.data import JOINT_LIMITS, SPLITS, generate, sample_pose
+from geomanip.motion.body import load_body_model
+from geomanip.motion.body.data import JOINT_LIMITS, SPLITS, generate, sample_pose
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 import smplx
 import torch
 
-from kernels.rotation import axis_angle_to_matrix
-from motion.body import (
+from geomanip.kernels.rotation import axis_angle_to_matrix
+from geomanip.motion.body import (
     JOINT_NAMES,
     NUM_JOINTS,
     NUM_PARTS,

@@ -7,10 +7,10 @@ import pytest
 import torch
 import trimesh
 
-from motion.body import load_body_model
-from motion.body.data import generate
-from motion.body_training import BodyConfig, load_checkpoint, run
-from train import main
+from geomanip.cli import main
+from geomanip.motion.body import load_body_model
+from geomanip.motion.body.data import generate
+from geomanip.motion.body_training import BodyConfig, load_checkpoint, run
 
 TINY = ["--num-points", "32", "--neighbours", "4", "--channels", "4", "--layers", "1", "--batch-size", "2",
         "--cloud-points", "400", "--val-size", "2", "--test-size", "2", "--no-progress"]  # fmt: skip

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
-from motion.data.eth_ucy import SCENES, load_scene_file, load_split, make_windows
-from motion.data.nbody import NBodyConfig, default_config, energy, simulate, write_dataset
+from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
+from geomanip.motion.data.eth_ucy import SCENES, load_scene_file, load_split, make_windows
+from geomanip.motion.data.nbody import NBodyConfig, default_config, energy, simulate, write_dataset
 
 
 def test_charged_particles_conserve_energy_and_momentum_without_clipping():

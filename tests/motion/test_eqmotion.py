@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from motion import EqMotion
-from motion.eqmotion import complete_edges
+from geomanip.motion import EqMotion
+from geomanip.motion.eqmotion import complete_edges
 from tests.geometry import assert_close, random_orthogonal
 
 

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from motion import GeoTDM
-from motion.geotdm import DiffusionSchedule, remove_com
-from motion.metrics import sample_average_sums
+from geomanip.motion import GeoTDM
+from geomanip.motion.geotdm import DiffusionSchedule, remove_com
+from geomanip.motion.metrics import sample_average_sums
 from tests.geometry import assert_close, random_orthogonal
 
 
@@ -201,7 +201,7 @@ def test_sample_average_metrics():
 
 
 def test_generation_scores_separate_real_from_wrong():
-    from motion.generation_metrics import classification_score, marginal_score, prediction_score
+    from geomanip.motion.generation_metrics import classification_score, marginal_score, prediction_score
 
     torch.manual_seed(0)
     start, vel = torch.randn(200, 3, 1, 2), 0.3 * torch.randn(200, 3, 1, 2)
@@ -220,8 +220,8 @@ def test_generation_scores_separate_real_from_wrong():
 
 
 def test_train_py_runs_geotdm_and_writes_its_outputs(tmp_path):
-    from motion.data.nbody import NBodyConfig, write_dataset
-    from motion.training import MotionConfig, run
+    from geomanip.motion.data.nbody import NBodyConfig, write_dataset
+    from geomanip.motion.training import MotionConfig, run
 
     data = tmp_path / "charged"
     write_dataset(NBodyConfig(num_frames=30, sample_every=20), data, {"train": 32, "val": 8, "test": 8}, False)
@@ -238,8 +238,8 @@ def test_train_py_runs_geotdm_and_writes_its_outputs(tmp_path):
 
 @pytest.mark.slow
 def test_train_py_runs_unconditional_geotdm(tmp_path):
-    from motion.data.nbody import NBodyConfig, write_dataset
-    from motion.training import MotionConfig, run
+    from geomanip.motion.data.nbody import NBodyConfig, write_dataset
+    from geomanip.motion.training import MotionConfig, run
 
     data = tmp_path / "charged"
     write_dataset(NBodyConfig(num_frames=30, sample_every=20), data, {"train": 64, "val": 16, "test": 16}, False)

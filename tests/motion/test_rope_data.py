@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from envs.rollouts import collect, write_rollouts
-from motion.data.rope import RopeWindows, load_rollouts, rope_splits
-from motion.training import MotionConfig, run
+from geomanip.envs.rollouts import collect, write_rollouts
+from geomanip.motion.data.rope import RopeWindows, load_rollouts, rope_splits
+from geomanip.motion.training import MotionConfig, run
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_eqmotion_trains_on_rope_rollouts(rope_folder, tmp_path):
 
 
 def test_bad_rope_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m envs.rollouts"):
+    with pytest.raises(FileNotFoundError, match="python -m geomanip.envs.rollouts"):
         load_rollouts(tmp_path)
     (tmp_path / "rollouts.npz").write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="not a readable npz"):

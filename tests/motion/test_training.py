@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from motion.data.nbody import NBodyConfig, write_dataset
-from motion.training import MotionConfig, run
+from geomanip.motion.data.nbody import NBodyConfig, write_dataset
+from geomanip.motion.training import MotionConfig, run
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = dict(hidden=16, channels=8, layers=2, batch_size=16, progress=False)
@@ -39,7 +39,7 @@ def test_training_lowers_validation_error_and_writes_its_outputs(charged, tmp_pa
 
 
 def _constant_position_ade(root):
-    from motion.data.datasets import NBodyWindows
+    from geomanip.motion.data.datasets import NBodyWindows
 
     ds = NBodyWindows(root / "test.npz")
     past, fut = ds.loc[:, :, :10], ds.loc[:, :, 10:]

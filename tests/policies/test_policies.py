@@ -7,8 +7,8 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
-import envs  # noqa: F401  (registers the environments)
-from policies import GraphLayout, HEPiNetwork, TransformerNetwork, make_policy
+from geomanip import envs  # noqa: F401  (registers the environments)
+from geomanip.policies import GraphLayout, HEPiNetwork, TransformerNetwork, make_policy
 from tests.geometry import assert_close
 
 

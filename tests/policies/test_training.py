@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from policies.training import RLConfig, evaluate_checkpoint, make_training_envs, run, variant_sets
+from geomanip.policies.training import RLConfig, evaluate_checkpoint, make_training_envs, run, variant_sets
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(
@@ -89,7 +89,7 @@ def test_rigid_training_envs_are_batched_and_give_the_episodes_of_single_environ
     import numpy as np
     from stable_baselines3.common.env_util import make_vec_env
 
-    from envs.vector import RigidVectorEnv
+    from geomanip.envs.vector import RigidVectorEnv
 
     cfg = RLConfig(task="RigidSliding-v0", n_envs=3, seed=5)
     batched = make_training_envs(cfg)
