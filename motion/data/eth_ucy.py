@@ -1,8 +1,10 @@
 """ETH/UCY pedestrian trajectories: parsing, windows, leave-one-scene-out splits.
 
-Format (../shared/data/eth_ucy/README.md): whitespace-separated rows of at least 16 columns; column 1 is
-the frame, column 2 the agent id, columns 14 and 16 the x and y position in metres (1-based). Frames are
-0.4 s apart and numbered consecutively.
+Format: whitespace-separated rows of at least 16 columns; column 1 is the frame, column 2 the agent id,
+columns 14 and 16 the x and y position in metres (1-based). Frames are 0.4 s apart and numbered
+consecutively. Files are ``*.txt`` or gzip-compressed ``*.txt.gz``. The package ships the five scenes
+(``geomanip/assets/eth_ucy``, :func:`default_root`; its README gives the layout and provenance); any folder in
+the same layout can be given instead.
 
 A sample is a window of ``obs_len + pred_len`` consecutive frames (8 + 12) and a focal agent present in
 all of them, together with the other agents present in all of them that are within ``radius`` metres of
@@ -16,13 +18,23 @@ univ 24,334, zara1 2,356, zara2 5,910. Training for the eth split, for scale: 30
 
 from __future__ import annotations
 
+import gzip
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SCENES", "TrajectoryWindows", "load_scene_file", "make_windows", "load_split", "default_root"]
+__all__ = [
+    "SCENES",
+    "TrajectoryWindows",
+    "default_root",
+    "file_stem",
+    "load_scene_file",
+    "load_split",
+    "make_windows",
+    "scene_files",
+]
 
 # Test scene -> the source files that belong to it (excluded from training and validation).
 SCENES = {
@@ -35,8 +47,18 @@ SCENES = {
 
 
 def default_root() -> Path:
-    """``../shared/data/eth_ucy`` next to the repository checkout."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "eth_ucy"
+    """The copy shipped inside the package (``geomanip/assets/eth_ucy``; ``assets/eth_ucy`` in a checkout)."""
+    return Path(__file__).resolve().parents[2] / "assets" / "eth_ucy"
+
+
+def scene_files(folder: Path) -> list[Path]:
+    """The trajectory files (``*.txt`` and ``*.txt.gz``) of ``folder``, sorted by name."""
+    return sorted([*folder.glob("*.txt"), *folder.glob("*.txt.gz")])
+
+
+def file_stem(path: Path) -> str:
+    """``biwi_eth`` for ``biwi_eth.txt`` and ``biwi_eth.txt.gz`` alike."""
+    return path.name.removesuffix(".gz").removesuffix(".txt")
 
 
 def load_scene_file(path: Path) -> np.ndarray:
@@ -44,8 +66,9 @@ def load_scene_file(path: Path) -> np.ndarray:
 
     Raises ``ValueError`` naming the file and line of the first malformed row.
     """
+    path = Path(path)
     rows = []
-    with open(path) as fh:
+    with gzip.open(path, "rt") if path.suffix == ".gz" else open(path) as fh:
         for lineno, line in enumerate(fh, 1):
             parts = line.split()
             if not parts:
@@ -136,16 +159,16 @@ def load_split(
     if not folder.is_dir():
         raise FileNotFoundError(f"ETH/UCY folder {folder} does not exist")
     own = SCENES[scene]
-    files = sorted(folder.glob("*.txt"))
+    files = scene_files(folder)
     if split == "test":
-        files = [f for f in files if f.stem in own]
+        files = [f for f in files if file_stem(f) in own]
     else:
-        files = [f for f in files if not any(f.stem == f"{o}_{split}" for o in own)]
+        files = [f for f in files if not any(file_stem(f) == f"{o}_{split}" for o in own)]
     if not files:
         raise FileNotFoundError(f"no {split} files for scene {scene!r} in {folder}")
     trajectories, sources = [], []
     for f in files:
         windows = make_windows(load_scene_file(f), obs_len, pred_len, radius, max_agents)
         trajectories += windows
-        sources += [f.stem] * len(windows)
+        sources += [file_stem(f)] * len(windows)
     return TrajectoryWindows(trajectories, sources)

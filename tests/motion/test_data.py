@@ -1,8 +1,18 @@
+import gzip
+
 import numpy as np
 import pytest
 
 from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
-from geomanip.motion.data.eth_ucy import SCENES, load_scene_file, load_split, make_windows
+from geomanip.motion.data.eth_ucy import (
+    SCENES,
+    default_root,
+    file_stem,
+    load_scene_file,
+    load_split,
+    make_windows,
+    scene_files,
+)
 from geomanip.motion.data.nbody import NBodyConfig, default_config, energy, simulate, write_dataset
 
 
@@ -97,6 +107,18 @@ def test_malformed_file_names_file_and_line(tmp_path):
         load_scene_file(bad)
     with pytest.raises(ValueError, match="unknown ETH/UCY scene"):
         load_split("paris", "test")
+
+
+def test_eth_ucy_reads_plain_and_compressed_folders_alike(tmp_path):
+    # A user's uncompressed copy of the shipped (gzip) layout gives the same samples.
+    for split in ("test", "val"):
+        (tmp_path / split).mkdir()
+        for f in scene_files(default_root() / split):
+            (tmp_path / split / f"{file_stem(f)}.txt").write_text(gzip.open(f, "rt").read())
+    for scene, split in (("hotel", "test"), ("eth", "val")):
+        plain, shipped = load_split(scene, split, root=tmp_path), load_split(scene, split)
+        assert plain.sources == shipped.sources and len(plain) > 0
+        assert all(np.array_equal(a, b) for a, b in zip(plain.trajectories, shipped.trajectories, strict=True))
 
 
 @pytest.mark.slow
