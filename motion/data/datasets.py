@@ -14,12 +14,17 @@ import torch
 from torch.utils.data import Dataset
 
 from geomanip.motion.data.eth_ucy import TrajectoryWindows
+from geomanip.motion.data.nri import load_nri_positions
 
 __all__ = ["NBodyWindows", "PedestrianWindows", "pad_collate"]
 
 
 class NBodyWindows(Dataset):
-    """The first ``past + future`` frames of each simulated system of an ``.npz`` split."""
+    """The first ``past + future`` frames of each system of a split.
+
+    ``path`` is this project's ``.npz`` split (:mod:`~geomanip.motion.data.nbody`) or an NRI/EGNN ``loc_*.npy``
+    file (:mod:`~geomanip.motion.data.nri`).
+    """
 
     def __init__(self, path: Path, past: int = 10, future: int = 20, limit: int | None = None) -> None:
         path = Path(path)
@@ -27,10 +32,13 @@ class NBodyWindows(Dataset):
             raise FileNotFoundError(
                 f"N-body split {path} does not exist (write it with python -m geomanip.motion.data.nbody)"
             )
-        with np.load(path) as data:
-            if "loc" not in data or data["loc"].ndim != 4:
-                raise ValueError(f"{path}: expected an array 'loc' of shape [S, T, N, D]")
-            loc = data["loc"]
+        if path.suffix == ".npy":
+            loc = load_nri_positions(path)
+        else:
+            with np.load(path, allow_pickle=False) as data:
+                if "loc" not in data or data["loc"].ndim != 4:
+                    raise ValueError(f"{path}: expected an array 'loc' of shape [S, T, N, D]")
+                loc = data["loc"]
         if loc.shape[1] < past + future:
             raise ValueError(f"{path}: {loc.shape[1]} frames, fewer than past + future = {past + future}")
         loc = loc[:limit, : past + future].transpose(0, 2, 1, 3)  # [S, N, T, D]

@@ -2,6 +2,7 @@ import gzip
 
 import numpy as np
 import pytest
+import torch
 
 from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
 from geomanip.motion.data.eth_ucy import (
@@ -14,6 +15,7 @@ from geomanip.motion.data.eth_ucy import (
     scene_files,
 )
 from geomanip.motion.data.nbody import NBodyConfig, default_config, energy, simulate, write_dataset
+from geomanip.motion.data.nri import find_nri_splits
 
 
 def test_charged_particles_conserve_energy_and_momentum_without_clipping():
@@ -125,3 +127,43 @@ def test_eth_ucy_reads_plain_and_compressed_folders_alike(tmp_path):
 @pytest.mark.parametrize("scene", ["univ", "zara2"])
 def test_eth_ucy_test_counts_of_the_large_scenes(scene):
     assert len(load_split(scene, "test")) == DOCUMENTED_TEST_COUNTS[scene]
+
+
+def write_nri_folder(folder, suffix="charged5_initvel1", systems=4, frames=30, particles=5, seed=0):
+    """Small files in the NRI/EGNN layout (positions stored [S, T, 3, N]); returns positions [S, T, N, 3]."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    positions = {}
+    for split, token in (("train", "train"), ("val", "valid"), ("test", "test")):
+        loc = rng.normal(size=(systems, frames, particles, 3)).astype(np.float32)
+        np.save(folder / f"loc_{token}_{suffix}.npy", loc.transpose(0, 1, 3, 2))
+        np.save(folder / f"vel_{token}_{suffix}.npy", np.zeros((systems, frames, 3, particles), np.float32))
+        np.save(folder / f"charges_{token}_{suffix}.npy", rng.choice([-1.0, 1.0], size=(systems, particles, 1)))
+        positions[split] = loc
+    return positions
+
+
+def test_nri_layout_is_detected_and_read_in_our_axis_order(tmp_path):
+    positions = write_nri_folder(tmp_path / "charged")
+    splits = find_nri_splits(tmp_path / "charged")
+    assert set(splits) == {"train", "val", "test"} and splits["val"].name == "loc_valid_charged5_initvel1.npy"
+    windows = NBodyWindows(splits["test"], past=10, future=20)
+    assert len(windows) == 4
+    item = windows[2]
+    expected = torch.from_numpy(positions["test"][2].transpose(1, 0, 2))  # [N, T, 3]
+    assert torch.equal(item["past"], expected[:, :10]) and torch.equal(item["future"], expected[:, 10:30])
+    assert find_nri_splits(tmp_path) is None  # no loc_*.npy files: not this layout
+
+
+def test_nri_layout_errors_name_the_problem(tmp_path):
+    write_nri_folder(tmp_path / "mixed")
+    write_nri_folder(tmp_path / "mixed", suffix="springs5")
+    with pytest.raises(ValueError, match="several systems"):
+        find_nri_splits(tmp_path / "mixed")
+    write_nri_folder(tmp_path / "partial")
+    (tmp_path / "partial" / "loc_valid_charged5_initvel1.npy").unlink()
+    with pytest.raises(ValueError, match="without loc_valid_charged5_initvel1.npy"):
+        find_nri_splits(tmp_path / "partial")
+    np.save(tmp_path / "loc_test_bad.npy", np.zeros((2, 30, 5)))
+    with pytest.raises(ValueError, match=r"shape \[S, T, D, N\]"):
+        NBodyWindows(tmp_path / "loc_test_bad.npy")
