@@ -1,4 +1,4 @@
-"""Scores of unconditionally generated trajectories against real ones (GeoTDM's protocol, REFERENCE.md §3).
+"""Scores of unconditionally generated trajectories against real ones (GeoTDM's protocol).
 
 All functions take ``real [S, N, T, D]`` and ``generated [S', N, T, D]`` windows with equal N, T, D. Both are
 first centred (zero centre of mass over agents and frames, as unconditional GeoTDM samples are), so the scores

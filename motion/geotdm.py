@@ -1,6 +1,6 @@
 """GeoTDM: geometric trajectory diffusion with an equivariant spatio-temporal denoiser (EGTN).
 
-Han et al., "Geometric Trajectory Diffusion Models", NeurIPS 2024 (REFERENCE.md §3). Trajectories are
+Han et al., "Geometric Trajectory Diffusion Models", NeurIPS 2024. Trajectories are
 ``[B, N, T, D]`` arrays of N agents over T frames in D dimensions (any D; 2 for pedestrians, 3 for particles).
 
 - :class:`EGTN` alternates a spatial :class:`~geomanip.kernels.EGNNConv` over the agents of each frame with a per-agent

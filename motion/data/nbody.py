@@ -2,7 +2,7 @@
 
 Each simulator integrates many independent systems at once (vectorised over systems) with leapfrog
 (kick-drift-kick) in 3-D and records every ``sample_every``-th step. The charged setting follows the
-NRI/EGNN/GeoTDM data (REFERENCE.md §2-3): 5 particles, charges +-1 with p = 1/2, Coulomb forces clipped,
+NRI/EGNN/GeoTDM data: 5 particles, charges +-1 with p = 1/2, Coulomb forces clipped,
 dt 0.001, a frame every 100 steps, 49 frames. Differences from that code, chosen for simplicity: no box
 walls, and the force is clipped by its norm rather than per component. :class:`NBodyConfig` lists every
 default.
