@@ -42,6 +42,13 @@ def _load_llvm_users_first() -> None:
         importlib.import_module("triton")
 
 
+def control_rate(dt: float) -> int | float:
+    """``1 / dt`` for ``metadata["render_fps"]``: an int when it is a whole number (as Gymnasium's own MuJoCo
+    environments give it), else a float."""
+    fps = 1.0 / dt
+    return round(fps) if abs(fps - round(fps)) < 1e-9 * fps else fps
+
+
 class UnstableSimulation(RuntimeError):
     """Raised internally when a physics step produced non-finite or exploding state."""
 
@@ -94,6 +101,8 @@ class MujocoGraphEnv(gym.Env):
     ``terminated=True`` and ``info["unstable"] = True``. Observations are therefore never NaN.
     """
 
+    #: ``render_fps`` is the control rate, ``1 / dt``: the tasks set their default's at class level (Gymnasium
+    #: reads it before an environment exists) and each environment sets its own when it loads a model.
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 25}
 
     #: Speed (m/s or rad/s in any generalised velocity) above which the simulation counts as unstable.
@@ -165,6 +174,7 @@ class MujocoGraphEnv(gym.Env):
         if variant not in self._models:
             self._models[variant] = mujoco.MjModel.from_xml_string(self._task_xml(variant))
         self.model = self._models[variant]
+        self.metadata = {**self.metadata, "render_fps": control_rate(self.dt)}
         self.data = mujoco.MjData(self.model)
         self._saved_state = np.empty(mujoco.mj_stateSize(self.model, _STATE))
         self._variant = variant

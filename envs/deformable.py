@@ -22,7 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from geomanip.envs.base import MujocoGraphEnv
+from geomanip.envs.base import MujocoGraphEnv, control_rate
 
 __all__ = [
     "DeformableTaskEnv",
@@ -110,6 +110,8 @@ class DeformableTaskEnv(MujocoGraphEnv):
     timestep, actions come every :data:`CONTROL_DT` (20 ms).
     """
 
+    metadata = {**MujocoGraphEnv.metadata, "render_fps": control_rate(CONTROL_DT)}
+
     num_grippers = 2
     gripper_dofs = 2  # slide joints per gripper (2: planar x, y; 3: x, y, z), in that order
     gripper_mass = 1.0
@@ -132,6 +134,8 @@ class DeformableTaskEnv(MujocoGraphEnv):
             raise ValueError(f"{type(self).__name__}: timestep must be in (0, {CONTROL_DT}] s, got {timestep}")
         frame_skip = max(1, round(CONTROL_DT / timestep))
         super().__init__(frame_skip=frame_skip, horizon=horizon, render_mode=render_mode, width=width, height=height)
+        # A timestep that does not divide CONTROL_DT gives another control period.
+        self.metadata = {**self.metadata, "render_fps": control_rate(timestep * frame_skip)}
         # Edge constraints as stiff as MuJoCo allows at this step: a time constant of two steps, critical damping.
         self.edge_solref = f"{2 * timestep:.6g} 1"
         # MJCF's spellings. No "discrete": it rejects flex edge damping, and it is only needed for flex

@@ -338,6 +338,9 @@ class RigidTaskEnv(MujocoGraphEnv):
     methods on whole batches.
     """
 
+    # The control rate of the defaults: the scenes' 5 ms physics step (geomanip.envs.mjcf) times frame_skip=8.
+    metadata = {**MujocoGraphEnv.metadata, "render_fps": 25}
+
     num_grippers = 1
     has_yaw = False
     has_hole = False
