@@ -14,6 +14,10 @@ directly: finished episodes reset within the same step; the finished episode's l
 ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]`` tells a time limit from a failure.
 Wrap it in :class:`~stable_baselines3.common.vec_env.VecMonitor` for episode statistics.
 
+:class:`GymRigidVectorEnv` puts Gymnasium's :class:`~gymnasium.vector.VectorEnv` interface on top of it (same-step
+autoreset, batched spaces, dict infos): it is the rigid tasks' ``vector_entry_point``, so
+``gym.make_vec("geomanip/RigidInsertion-v0", num_envs=8)`` returns one.
+
 The sub-environments (:attr:`RigidVectorEnv.envs`, unwrapped task instances) own the MuJoCo models and data
 and sample each episode (shape, start, goal) with their own seeded generators, so episodes are those of the
 single environment. The vector environment steps their data directly: their own step counters and cached
@@ -28,6 +32,8 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
@@ -39,9 +45,21 @@ from geomanip.envs.rigid import (
     step_physics,
     validate_actions,
 )
+from geomanip.envs.rigid_insertion import RigidInsertionEnv
+from geomanip.envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
+from geomanip.envs.rigid_pushing import RigidPushingEnv
+from geomanip.envs.rigid_sliding import RigidSlidingEnv
 from geomanip.envs.shapes import NUM_KEYPOINTS
 
-__all__ = ["RigidVectorEnv", "make_vector_env"]
+__all__ = [
+    "GymRigidVectorEnv",
+    "RigidVectorEnv",
+    "make_vector_env",
+    "rigid_insertion_two_agents_vector_env",
+    "rigid_insertion_vector_env",
+    "rigid_pushing_vector_env",
+    "rigid_sliding_vector_env",
+]
 
 
 class RigidVectorEnv(VecEnv):
@@ -217,3 +235,171 @@ def make_vector_env(
 ) -> RigidVectorEnv:
     """A :class:`RigidVectorEnv` of ``num_envs`` environments of ``task`` (a registered rigid id or class)."""
     return RigidVectorEnv(task, num_envs, seed=seed, **env_kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Gymnasium's vector interface
+
+
+def _batch_infos(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-environment info dicts as one dict of arrays with ``_key`` masks, the layout of Gymnasium's
+    ``VectorEnv._add_info`` (same dtypes: bool, int and float columns as NumPy arrays, anything else in an object
+    array, dicts recursively), built a column at a time instead of an environment at a time."""
+    n = len(rows)
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for row in rows for k in row):
+        present = [i for i, row in enumerate(rows) if key in row]
+        first = rows[present[0]][key]
+        if key == "final_obs":  # Gymnasium keeps these whole: an object array of observation dicts
+            column: Any = np.full(n, None, dtype=object)
+        elif isinstance(first, dict):
+            column = _batch_infos([row.get(key, {}) for row in rows])
+        elif type(first) in (int, float, bool) or isinstance(first, np.number):
+            column = np.zeros(n, dtype=type(first))
+        elif isinstance(first, np.ndarray):
+            column = np.zeros((n, *first.shape), dtype=first.dtype)
+        else:
+            column = np.full(n, None, dtype=object)
+        if not isinstance(column, dict):
+            for i in present:
+                column[i] = rows[i][key]
+        mask = np.zeros(n, dtype=np.bool_)
+        mask[present] = True
+        out[key], out[f"_{key}"] = column, mask
+    return out
+
+
+class GymRigidVectorEnv(VectorEnv):
+    """A :class:`RigidVectorEnv` behind Gymnasium's :class:`~gymnasium.vector.VectorEnv` interface.
+
+    What :func:`gymnasium.make_vec` returns for a rigid task (its ``vector_entry_point``): the same episodes as
+    ``make_vec(..., vectorization_mode="sync")``, stepped as one batch.
+
+    Args:
+        task: a rigid task class or registered id.
+        num_envs: number of environments.
+        max_episode_steps: the time limit (``make_vec`` passes the registered one, the task's default horizon,
+            unless given). Without an explicit ``horizon`` it *is* the environments' horizon, so the reward's
+            final-step terms fall on the last steps of the shortened or lengthened episode. With both, the
+            environments keep ``horizon`` and episodes are cut at ``min(horizon, max_episode_steps)``, as
+            :class:`~gymnasium.wrappers.TimeLimit` cuts a single environment.
+        **env_kwargs: keyword arguments of every environment (``shape``, ``horizon``, ``render_mode``, ...).
+
+    Same-step autoreset (``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``): an environment whose
+    episode ends is reset within the step; the step returns its first observation and reset info, and the
+    finished episode's last observation and info in ``infos["final_obs"]`` (an object array of observation
+    dicts) and ``infos["final_info"]`` (a batched info dict), with masks ``infos["_final_obs"]`` and
+    ``infos["_final_info"]``. Every info key ``k`` comes with its mask ``infos["_k"]``.
+
+    ``terminated`` marks an unstable simulation step and ``truncated`` the time limit, as the single
+    environment reports them (both can hold). Rewards are float64, bit-identical to the single environment's;
+    observations are dicts of ``[num_envs, nodes, 3]`` float32 arrays. :meth:`reset` takes ``seed`` (an int:
+    environment ``i`` gets ``seed + i``; or one per environment) and ``options`` (passed to every environment;
+    ``options["reset_mask"]``, a ``[num_envs]`` bool array, resets only those environments).
+    :attr:`graph_spec` is the environments' graph schema, for :func:`~geomanip.envs.graph_data.to_hetero_data`.
+    """
+
+    def __init__(
+        self,
+        task: str | type[RigidTaskEnv],
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        **env_kwargs: Any,
+    ) -> None:
+        if max_episode_steps == -1:  # gym.make's spelling of "no TimeLimit": the horizon alone ends episodes
+            max_episode_steps = None
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"GymRigidVectorEnv: max_episode_steps must be positive or -1, got {max_episode_steps}")
+        if max_episode_steps is not None and "horizon" not in env_kwargs:
+            env_kwargs["horizon"] = max_episode_steps
+        self.vec = RigidVectorEnv(task, num_envs, **env_kwargs)
+        task_env = self.vec.task
+        self.time_limit = min(task_env.horizon, max_episode_steps or task_env.horizon)
+        self.num_envs = num_envs
+        self.single_observation_space = task_env.observation_space
+        self.single_action_space = task_env.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.metadata = {**task_env.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+        self.render_mode = task_env.render_mode
+        self.graph_spec = task_env.graph_spec
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        n = self.num_envs
+        if seed is None or isinstance(seed, int):
+            seeds = [None if seed is None else seed + i for i in range(n)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != n:
+                raise ValueError(f"GymRigidVectorEnv: {len(seeds)} seeds for {n} environments")
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            indices = list(range(n))
+        else:
+            mask = np.asarray(mask)
+            if mask.shape != (n,) or mask.dtype != np.bool_ or not mask.any():
+                raise ValueError(f"GymRigidVectorEnv: options['reset_mask'] must be a [{n}] bool array, not all False")
+            indices = np.flatnonzero(mask).tolist()
+        # RigidVectorEnv writes first observations into its buffer, which may be the last step's returned arrays.
+        self.vec._obs = {k: v.copy() for k, v in self.vec._obs.items()}
+        self.vec._reset_envs(indices, [seeds[i] for i in indices], [options] * len(indices))
+        obs = {k: v.copy() for k, v in self.vec._obs.items()}
+        chosen = set(indices)
+        rows = [self.vec.reset_infos[i] if i in chosen else {} for i in range(n)]
+        return obs, _batch_infos(rows)
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        vec = self.vec
+        truncated = vec._t + 1 >= self.time_limit
+        obs, _, vec_dones, step_infos = vec.step(np.asarray(actions))
+        terminated = np.array([info["unstable"] for info in step_infos], dtype=np.bool_)
+        # The reward as the single environment sums it (in float64: RigidVectorEnv returns float32 for SB3).
+        reward = np.zeros(self.num_envs)
+        for key in step_infos[0]:
+            if key.startswith("reward_"):
+                reward = reward + np.array([info[key] for info in step_infos])
+        final_obs = {i: info.pop("terminal_observation") for i, info in enumerate(step_infos) if vec_dones[i]}
+        # Episodes the time limit cuts before the environments' horizon: RigidVectorEnv has not reset them.
+        cut = np.flatnonzero(truncated & ~vec_dones).tolist()
+        if cut:
+            for i in cut:
+                final_obs[i] = {k: v[i].copy() for k, v in obs.items()}
+            vec._reset_envs(cut, [None] * len(cut), [{}] * len(cut))
+            for k, v in obs.items():
+                v[cut] = vec._obs[k][cut]
+        rows = []
+        for i, info in enumerate(step_infos):
+            del info["TimeLimit.truncated"]  # SB3's flag; Gymnasium's is the truncated array
+            if i in final_obs:
+                rows.append({"final_obs": final_obs[i], "final_info": info, **vec.reset_infos[i]})
+            else:
+                rows.append(info)
+        return obs, reward, terminated, truncated, _batch_infos(rows)
+
+    def render(self) -> tuple[np.ndarray | None, ...]:
+        return tuple(self.vec.get_images())
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.vec.close()
+
+
+# Vector entry points of the registered rigid tasks (named by strings in the registry, so specs stay JSON-able).
+def rigid_sliding_vector_env(num_envs: int = 1, **kwargs: Any) -> GymRigidVectorEnv:
+    return GymRigidVectorEnv(RigidSlidingEnv, num_envs, **kwargs)
+
+
+def rigid_pushing_vector_env(num_envs: int = 1, **kwargs: Any) -> GymRigidVectorEnv:
+    return GymRigidVectorEnv(RigidPushingEnv, num_envs, **kwargs)
+
+
+def rigid_insertion_vector_env(num_envs: int = 1, **kwargs: Any) -> GymRigidVectorEnv:
+    return GymRigidVectorEnv(RigidInsertionEnv, num_envs, **kwargs)
+
+
+def rigid_insertion_two_agents_vector_env(num_envs: int = 1, **kwargs: Any) -> GymRigidVectorEnv:
+    return GymRigidVectorEnv(RigidInsertionTwoAgentsEnv, num_envs, **kwargs)
