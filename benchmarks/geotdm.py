@@ -1,7 +1,7 @@
 """GeoTDM on charged particles: accuracy against the published numbers, and sampling time against step count.
 
 Run: ``python -m benchmarks.geotdm [--minutes 15] [--checkpoint runs/geotdm_charged/best.pt]``
-(``--quick`` for a smoke run on tiny data).
+(``--quick`` for a smoke run on tiny data; ``--overwrite`` to retrain into an ``--out`` that holds a run).
 
 1. Training (skipped with ``--checkpoint``): ``train.py motion --model geotdm`` on charged particles
    (10 -> 20 frames, 3,000 training systems) for a wall-clock budget, checkpoint selected on validation.
@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.motion import plot_curves
+from geomanip import runs
 from geomanip.motion.data.datasets import pad_collate
 from geomanip.motion.metrics import displacement_sums, sample_average_sums
 from geomanip.motion.training import MotionConfig, build_model, load_datasets, run
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--eta", type=float, default=0.0, help="stochasticity of the fewer-step samplers (0: DDIM)")
     parser.add_argument("--quick", action="store_true", help="tiny data, model and budgets (a smoke run)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the training run already in --out")
     parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNG")
     args = parser.parse_args()
     if args.threads:
@@ -91,6 +93,7 @@ def main() -> None:
             eval_limit=40,
             sample_steps=10,
             progress=False,
+            overwrite=args.overwrite,
         )
         if args.quick:
             kwargs.update(
@@ -103,9 +106,12 @@ def main() -> None:
                 diffusion_steps=50,
                 sample_steps=4,
             )
-        run(MotionConfig(**kwargs))
         ckpt_path = out / "charged" / "best.pt"
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        try:
+            run(MotionConfig(**kwargs))
+        except FileExistsError:
+            parser.error(f"{ckpt_path.parent} holds a run: --checkpoint {ckpt_path} evaluates it, --overwrite retrains")
+    ckpt = runs.load_checkpoint(ckpt_path)
     cfg = MotionConfig(**ckpt["config"])
     model = build_model(cfg)
     model.load_state_dict(ckpt["model"])

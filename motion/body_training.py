@@ -9,6 +9,8 @@ Training data is generated on the fly from the body model (:mod:`geomanip.motion
 step, deterministic in the seed); validation and test sets are fixed samples. Progress bar, TensorBoard
 scalars (``losses/``, ``val/``, ``test_*/``), atomic checkpoints (``last.pt`` at each validation, ``best.pt`` on the
 best validation V2V; never chosen on test data), resume from ``last.pt``, ``summary.json`` at the end.
+Checkpoints hold tensors and plain data only and load with ``weights_only=True`` (:mod:`geomanip.runs`); a
+folder that already holds a run is refused unless resumed or overwritten.
 
 Metrics (:func:`evaluate`): ``v2v_cm`` (mean vertex-to-vertex distance, cm), ``joint_cm`` (mean joint
 distance, cm), ``part_acc`` (part-label accuracy of the kept points), ``orient_deg`` (mean angle of the
@@ -17,7 +19,6 @@ global-orientation error), ``ms_per_body`` (inference wall-clock time) and ``cpu
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from geomanip import runs
 from geomanip.motion.arteq import ArtEq, arteq_loss
 from geomanip.motion.arteq_baselines import PointNetRegressor, fit_by_optimisation
 from geomanip.motion.body.data import generate
@@ -80,11 +82,14 @@ class BodyConfig:
     seed: int = 0
     """Random seed (model initialisation and training data)."""
     device: str = "auto"
-    """cpu, cuda, or auto (cuda when available)."""
+    """cpu, cuda, cuda:N, or auto (cuda when available)."""
     out: str = "runs/body"
-    """Output folder: checkpoints, TensorBoard logs, summary.json."""
+    """Output folder: checkpoints, TensorBoard logs, summary.json (refused if it already holds a run, unless
+    --resume or --overwrite)."""
     resume: bool = False
-    """Continue from out/last.pt."""
+    """Continue the run in out from last.pt; options not given are the saved run's (model, sizes)."""
+    overwrite: bool = False
+    """Replace the run in out: its checkpoints, logs and summary are deleted first."""
     init: str | None = None
     """Start training from the weights of this checkpoint (fine-tuning; layers it lacks, such as a
     refinement added later, keep their initialisation). A fresh optimiser and schedule; ignored with --resume."""
@@ -95,9 +100,8 @@ class BodyConfig:
     checkpoint: str | None = None
     """evaluate/fit: a best.pt or last.pt written by training."""
     refine_steps: int = 0
-    """evaluate/fit: Adam steps on the Chamfer distance to the cloud after the network's prediction (slower,
-    more accurate: 20 steps took ArtEq from 6.45 to 3.29 cm V2V on the benchmark's upright bodies, at about
-    2.8 s of CPU per body against 54 ms; BENCHMARKS.md)."""
+    """evaluate/fit: Adam steps on the Chamfer distance to the cloud after the network's prediction (much
+    slower, more accurate; BENCHMARKS.md, body fitting)."""
     input: str | None = None
     """fit: a point cloud or mesh file (ply, obj, npz with a 'points' array), metres."""
     output: str | None = None
@@ -112,10 +116,11 @@ def build_model(cfg: BodyConfig, body: BodyModel) -> nn.Module:
     raise ValueError(f"unknown body model {cfg.model!r}; available: arteq, pointnet")
 
 
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but CUDA is not available")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+# What a training run writes in its output folder: the checkpoints (resumed from the first), then the rest.
+CHECKPOINTS = ("last.pt", "best.pt")
+OUTPUTS = ("tb",)
+# What a resumed run must share with the saved one: the network.
+RESUME_KEYS = ("model", "num_points", "neighbours", "channels", "layers", "refine")
 
 
 def rotation_angle(a: Tensor, b: Tensor) -> Tensor:
@@ -155,23 +160,14 @@ def evaluate(
     return metrics
 
 
-def save_atomic(obj: dict, path: Path) -> None:
-    """Write a checkpoint so that a crash never leaves a half-written file at ``path``."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, BodyConfig]:
-    """The model of a training checkpoint (eval mode) and its config."""
+    """The model of a training checkpoint (eval mode) and its config (see :func:`geomanip.runs.load_checkpoint`
+    for the files refused)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no checkpoint at {p}; train one with `python train.py body`")
-    try:
-        ckpt = torch.load(p, map_location=device, weights_only=False)
-    except Exception as exc:  # any loading failure means a damaged or foreign file
-        raise ValueError(f"{p} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+    ckpt = runs.load_checkpoint(p, map_location=device)
+    if "model" not in ckpt or not isinstance(ckpt.get("config"), dict):
         raise ValueError(f"{p} is not a checkpoint written by `python train.py body`")
     # Checkpoints written before the refinement existed have no such field (and no such weights).
     cfg = BodyConfig(**{"refine": False, **ckpt["config"]})
@@ -272,7 +268,7 @@ def _test_sets(cfg: BodyConfig, body: BodyModel) -> dict[str, dict[str, Tensor]]
 
 def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
     """Run ``cfg.action``; returns metrics per test set (train, evaluate) or fit statistics (fit)."""
-    device = _device(cfg.device)
+    device = runs.resolve_device(cfg.device)
     if cfg.action == "fit":
         if not (cfg.checkpoint and cfg.input and cfg.output):
             raise ValueError("--action fit needs --checkpoint, --input and --output")
@@ -286,6 +282,17 @@ def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
         return {s: evaluate(fit, d, device=device) for s, d in tests.items()}
 
     # --- setup ---------------------------------------------------------------------------------------
+    start = None
+    if cfg.init and not cfg.resume:  # read before --overwrite may delete it (it can be in the output folder)
+        start, start_cfg = load_checkpoint(cfg.init, device)
+        if start_cfg.model != cfg.model:
+            raise ValueError(f"--init: {cfg.init} is a {start_cfg.model} network, not {cfg.model}")
+    out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, CHECKPOINTS, OUTPUTS)
+    ckpt = None
+    if cfg.resume:
+        ckpt = runs.load_checkpoint(out / CHECKPOINTS[0], map_location=device)
+        saved = {"refine": False, **ckpt["config"]}  # written before the refinement existed: none
+        runs.check_resume(out / CHECKPOINTS[0], saved, asdict(cfg), RESUME_KEYS)
     torch.manual_seed(cfg.seed)
     body = load_body_model(cfg.body_model)
     model = build_model(cfg, body).to(device)
@@ -293,26 +300,15 @@ def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / max(cfg.steps, 1), 1.0)))
     )
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     step, best_val, history = 0, math.inf, []
-    if cfg.init and not cfg.resume:
-        start, start_cfg = load_checkpoint(cfg.init, device)
-        if start_cfg.model != cfg.model:
-            raise ValueError(f"--init: {cfg.init} is a {start_cfg.model} network, not {cfg.model}")
+    if start is not None:
         missing = set(model.state_dict()) - set(start.state_dict())
         try:
             model.load_state_dict(start.state_dict(), strict=False)
         except RuntimeError as exc:  # the same layers with other sizes
             raise ValueError(f"--init: {cfg.init} has other layer sizes ({str(exc).splitlines()[1].strip()})") from exc
         print(f"initialised from {cfg.init}" + (f"; new: {', '.join(sorted(missing))}" if missing else ""))
-    if cfg.resume:
-        last = out / "last.pt"
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
-        ckpt = torch.load(last, map_location=device, weights_only=False)
-        if ckpt["config"]["model"] != cfg.model:
-            raise ValueError(f"--resume: {last} is a {ckpt['config']['model']} run, not {cfg.model}")
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["schedule"])
@@ -359,8 +355,8 @@ def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
             }
             if metrics["v2v_cm"] < best_val:
                 best_val = state["best_val"] = metrics["v2v_cm"]
-                save_atomic(state, out / "best.pt")
-            save_atomic(state, out / "last.pt")
+                runs.save_checkpoint(state, out / "best.pt")
+            runs.save_checkpoint(state, out / "last.pt")
             bar.write(f"step {step}: loss {loss.item():.3f}, val v2v {metrics['v2v_cm']:.2f} cm (best {best_val:.2f})")
             if cfg.max_minutes and time.perf_counter() - started > 60 * cfg.max_minutes:
                 break
@@ -368,7 +364,7 @@ def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
     train_seconds = time.perf_counter() - started
 
     # --- test with the validation-selected checkpoint ----------------------------------------------
-    best = torch.load(out / "best.pt", map_location=device, weights_only=False)
+    best = runs.load_checkpoint(out / "best.pt", map_location=device)
     model.load_state_dict(best["model"])
     results = {s: evaluate(model.fit, d, device=device) for s, d in _test_sets(cfg, body).items()}
     for s, metrics in results.items():
@@ -384,7 +380,7 @@ def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
         "train_seconds": train_seconds,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    runs.write_json(out / "summary.json", summary)
     return results
 
 

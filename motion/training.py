@@ -4,7 +4,9 @@ One process or several under ``torchrun`` (DistributedDataParallel: gloo on CPU,
 batch is split evenly over processes). Progress bar, TensorBoard scalars (``losses/``, ``val/``,
 ``test/``), atomic checkpoints (``last.pt`` every epoch, ``best.pt`` on the best validation ADE; never
 chosen on test data), resume from ``last.pt``, and at the end a ``summary.json`` of test metrics and a PNG
-of predicted against true trajectories.
+of predicted against true trajectories. Checkpoints hold tensors and plain data only and load with
+``weights_only=True`` (:mod:`geomanip.runs`); a folder that already holds a run is refused unless resumed or
+overwritten.
 
 Models plug in through three small functions: :func:`build_model`, :func:`training_loss` (EqMotion: best-of-K
 displacement; GeoTDM: the denoising loss returned by its ``forward``) and :func:`predict` (EqMotion: its
@@ -15,7 +17,6 @@ the generation scores of :mod:`geomanip.motion.generation_metrics`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -32,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from geomanip import runs
 from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
 from geomanip.motion.data.eth_ucy import SCENES, load_split
 from geomanip.motion.data.nbody import SYSTEMS, default_config, write_dataset
@@ -58,8 +60,8 @@ class MotionConfig:
     """ETH/UCY held-out test scene (eth, hotel, univ, zara1, zara2)."""
     data_root: str | None = None
     """Dataset folder: for N-body, where the splits are (written there first if missing; default data/<system>);
-    for ETH/UCY, a folder in the ../shared/data/eth_ucy layout (default: that folder); for rope, the folder of
-    rollouts.npz (default data/rope_closing)."""
+    for ETH/UCY, a folder in the layout of the shipped copy, geomanip/assets/eth_ucy (the default); for rope,
+    the folder of rollouts.npz (default data/rope_closing)."""
     train_size: int = 3000
     """N-body training systems, when the data is generated."""
     eval_size: int = 2000
@@ -89,11 +91,14 @@ class MotionConfig:
     seed: int = 0
     """Random seed."""
     device: str = "auto"
-    """cpu, cuda, or auto (cuda when available)."""
+    """cpu, cuda, cuda:N, or auto (cuda when available; under torchrun, each process's local GPU)."""
     out: str = "runs/motion"
-    """Output folder: checkpoints, TensorBoard logs, summary.json, plot."""
+    """Output folder: checkpoints, TensorBoard logs, summary.json, plot (refused if it already holds a run,
+    unless --resume or --overwrite)."""
     resume: bool = False
-    """Continue from out/last.pt."""
+    """Continue the run in out from last.pt; options not given are the saved run's (model, data, sizes)."""
+    overwrite: bool = False
+    """Replace the run in out: its checkpoints, logs, summary and plots are deleted first."""
     progress: bool = True
     """Show progress bars."""
     max_minutes: float = 0.0
@@ -198,11 +203,12 @@ def selection_key(cfg: MotionConfig) -> str:
     return "ade" if cfg.modes == 1 else "min_ade"
 
 
-def save_atomic(obj: dict, path: Path) -> None:
-    """Write a checkpoint so that a crash never leaves a half-written file at ``path``."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+# What a run writes in its output folder: the checkpoints (resumed from the first), then the rest.
+CHECKPOINTS = ("last.pt", "best.pt")
+OUTPUTS = ("tb", "predictions.png", "generated.png", "sample.gif")
+# What a resumed run must share with the saved one (the resolved values): the data and the network.
+RESUME_KEYS = ("model", "data", "scene", "past", "future", "modes", "hidden", "channels", "layers", "edge_types",
+               "unconditional", "diffusion_steps")  # fmt: skip
 
 
 @torch.no_grad()
@@ -272,15 +278,20 @@ def run(cfg: MotionConfig) -> dict[str, float]:
     # --- processes and devices ----------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but CUDA is not available")
-    if world > 1:
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if use_cuda else "cpu")
+    main_process = rank == 0
+    device = runs.resolve_device(cfg.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} does not split over {world} processes")
-    main_process = rank == 0
+    # Every process checks the folder (a refusal must stop them all); only the first deletes with --overwrite.
+    out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, CHECKPOINTS, OUTPUTS, clear=main_process)
+    ckpt = None
+    if cfg.resume:
+        ckpt = runs.load_checkpoint(out / CHECKPOINTS[0], map_location=device)
+        runs.check_resume(out / CHECKPOINTS[0], ckpt["config"], asdict(cfg), RESUME_KEYS)
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
@@ -306,16 +317,8 @@ def run(cfg: MotionConfig) -> dict[str, float]:
     # --- model, optimiser, resume ------------------------------------------------------------------
     model = build_model(cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     start_epoch, best_val, step, history = 0, math.inf, 0, []
-    if cfg.resume:
-        last = out / "last.pt"
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
-        ckpt = torch.load(last, map_location=device, weights_only=False)
-        if ckpt["config"]["data"] != cfg.data or ckpt["config"]["model"] != cfg.model:
-            raise ValueError(f"--resume: {last} is a {ckpt['config']['model']} run on {ckpt['config']['data']}")
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch, best_val, step, history = ckpt["epoch"] + 1, ckpt["best_val"], ckpt["step"], ckpt["history"]
@@ -359,7 +362,7 @@ def run(cfg: MotionConfig) -> dict[str, float]:
             key = selection_key(cfg)
             for k, v in val.items():
                 writer.add_scalar(f"val/{k}", v, step)
-            history.append(val[key])
+            history.append(float(val[key]))
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -370,9 +373,9 @@ def run(cfg: MotionConfig) -> dict[str, float]:
                 "config": asdict(cfg),
             }
             if val[key] < best_val:
-                best_val = state["best_val"] = val[key]
-                save_atomic(state, out / "best.pt")
-            save_atomic(state, out / "last.pt")
+                best_val = state["best_val"] = float(val[key])
+                runs.save_checkpoint(state, out / "best.pt")
+            runs.save_checkpoint(state, out / "last.pt")
             if cfg.progress:
                 print(
                     f"epoch {epoch + 1}: train loss {loss.item():.4f}, val {key} {val[key]:.4f} (best {best_val:.4f})"
@@ -382,7 +385,7 @@ def run(cfg: MotionConfig) -> dict[str, float]:
     train_seconds = time.perf_counter() - started
     result: dict[str, float] = {}
     if main_process:
-        best = torch.load(out / "best.pt", map_location=device, weights_only=False)
+        best = runs.load_checkpoint(out / "best.pt", map_location=device)
         model.load_state_dict(best["model"])
         result = evaluate(model, test_loader, device, cfg)
         if cfg.model == "geotdm" and cfg.unconditional:
@@ -400,7 +403,7 @@ def run(cfg: MotionConfig) -> dict[str, float]:
             "train_seconds": train_seconds,
             "train_samples_per_second": samples / max(batch_seconds, 1e-9),
         }
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        runs.write_json(out / "summary.json", summary)
         if cfg.model == "geotdm":
             plot_geotdm(model, datasets["test"], out, cfg.unconditional, cfg.modes, cfg.sample_steps, device)
         else:

@@ -5,13 +5,13 @@ then :func:`run` (train) and :func:`evaluate_checkpoint` (load and roll out). Ou
 ``run.json`` (the configuration), ``last.zip`` (atomic checkpoint, written at every evaluation and at the
 end; with ``reward_norm.pkl``, the reward scaler's statistics, when rewards are normalised), TensorBoard
 logs (``tb/``: SB3's ``rollout/`` and ``train/`` scalars plus ``eval/``), ``summary.json`` and
-``learning_curve.png``.
+``learning_curve.png``. A folder that already holds a run is refused unless resumed or overwritten
+(:func:`geomanip.runs.prepare_output`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
-from geomanip import envs
+from geomanip import envs, runs
 from geomanip.envs.vector import make_vector_env
 from geomanip.policies import POLICIES, make_policy
 
@@ -51,15 +51,17 @@ class RLConfig:
     seed: int = 0
     """Random seed."""
     device: str = "auto"
-    """cpu, cuda, or auto (cuda when available)."""
+    """cpu, cuda, cuda:N, or auto (cuda when available)."""
     threads: int = 1
     """CPU threads of PyTorch (0: its default, one per core). One is the default because PPO's minibatches
-    are small and, with any other load on the machine, two threads made HEPi's update 14x slower than one
-    (9 s against 0.65 s per 256-sample forward and backward, measured on 2 cores)."""
+    are small, and with any other load on the machine more threads made HEPi's update much slower
+    (BENCHMARKS.md, Threads)."""
     out: str = "runs/rl"
-    """Output folder."""
+    """Output folder (refused if it already holds a run, unless --resume or --overwrite)."""
     resume: bool = False
-    """Continue from out/last.zip (same task and policy)."""
+    """Continue the run in out from last.zip; options not given are the saved run's (task, policy, sizes)."""
+    overwrite: bool = False
+    """Replace the run in out: its checkpoint, logs and summary are deleted first."""
     eval_every: int = 10_000
     """Environment steps between evaluations (and checkpoints)."""
     eval_episodes: int = 10
@@ -74,10 +76,9 @@ class RLConfig:
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 64
-    """PPO minibatch size. Small, so that an update of n_envs x n_steps samples takes many gradient steps (32
-    here): with 256 (8 steps per update) the policy hardly moved (approximate KL 1e-4-1e-3, std still 1.0 after
-    30k steps) and HEPi on sliding ended at -96 / -68 (seeds 0 / 1) against -19 (100% success) / -51 with 64,
-    at about the same compute (BENCHMARKS.md)."""
+    """PPO minibatch size. Small, so that an update of n_envs x n_steps samples takes many gradient steps: with
+    few, larger minibatches the policy hardly moved, at about the same compute (BENCHMARKS.md, PPO minibatch
+    64)."""
     n_epochs: int = 4
     """PPO epochs per update."""
     lr: float = 3e-4
@@ -164,16 +165,20 @@ def evaluate_both(predict, cfg: RLConfig, seed: int) -> dict[str, float]:
     return out
 
 
-def save_atomic(model: PPO, path: Path) -> None:
-    """Save a model (and its reward scaler) so that a crash never leaves a half-written checkpoint."""
+# What a run writes in its output folder: the checkpoint, then the rest (deleted first by --overwrite).
+CHECKPOINT = "last.zip"
+OUTPUTS = ("reward_norm.pkl", "run.json", "history.json", "learning_curve.png", "tb")
+# What a resumed run must share with the saved one.
+RESUME_KEYS = ("task", "policy")
+
+
+def save_model(model: PPO, path: Path) -> None:
+    """Save a model (and its reward scaler, ``reward_norm.pkl``) so that a crash never leaves a half-written
+    checkpoint (SB3's own zip format)."""
     venv = model.get_env()
     if isinstance(venv, VecNormalize):
-        tmp = path.with_name("reward_norm.tmp.pkl")
-        venv.save(tmp)
-        os.replace(tmp, path.with_name("reward_norm.pkl"))
-    tmp = path.with_name(path.stem + ".tmp.zip")
-    model.save(tmp)
-    os.replace(tmp, path)
+        runs.save_atomic(path.with_name("reward_norm.pkl"), venv.save)
+    runs.save_atomic(path, model.save)
 
 
 class EvaluateAndCheckpoint(BaseCallback):
@@ -193,8 +198,8 @@ class EvaluateAndCheckpoint(BaseCallback):
             self.logger.record(f"eval/{k}", v)
         self.logger.dump(self.num_timesteps)
         self.history.append({"steps": self.num_timesteps, **metrics})
-        save_atomic(self.model, self.out / "last.zip")
-        (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
+        save_model(self.model, self.out / CHECKPOINT)
+        runs.write_json(self.out / "history.json", self.history)
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.next_eval:
@@ -230,25 +235,13 @@ def plot_learning_curve(history: list[dict], random_metrics: dict[str, float], p
 def run(cfg: RLConfig) -> dict:
     """Train with PPO, evaluating and checkpointing periodically; returns the summary."""
     check_config(cfg)
+    device = runs.resolve_device(cfg.device)
+    out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, (CHECKPOINT,), OUTPUTS)
+    last = out / CHECKPOINT
+    if cfg.resume:
+        runs.check_resume(last, runs.saved_config(out) or {}, asdict(cfg), RESUME_KEYS)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = (
-        "cuda"
-        if cfg.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if cfg.device == "auto" else cfg.device)
-    )
-    last = out / "last.zip"
-    if cfg.resume:
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
-        saved = json.loads((out / "run.json").read_text())
-        if saved["task"] != cfg.task or saved["policy"] != cfg.policy:
-            raise ValueError(
-                f"--resume: {last} is a {saved['policy']} run on {saved['task']}, not {cfg.policy} on {cfg.task}; "
-                f"pass --policy {saved['policy']} --task {saved['task']}"
-            )
     venv = make_training_envs(cfg)
     first_env = venv.envs[0] if hasattr(venv, "envs") else None
     if cfg.normalize_reward:
@@ -284,7 +277,7 @@ def run(cfg: RLConfig) -> dict:
             seed=cfg.seed,
             device=device,
         )
-    (out / "run.json").write_text(json.dumps(asdict(cfg), indent=2))
+    runs.write_json(out / "run.json", asdict(cfg))
 
     rng_baseline = np.random.default_rng(cfg.seed)
     action_space = venv.action_space
@@ -315,7 +308,7 @@ def run(cfg: RLConfig) -> dict:
         "random": random_metrics,
         "history": history,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    runs.write_json(out / "summary.json", summary)
     plot_learning_curve(history, random_metrics, out / "learning_curve.png", f"{cfg.policy} on {cfg.task}")
     return summary
 

@@ -2,6 +2,7 @@
 
 import importlib
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,21 @@ def test_train_entry_point_runs_a_tiny_rl_job(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "hepi on RigidInsertion-v0: 64 steps" in result.stdout
     assert (tmp_path / "rl" / "summary.json").is_file()
+
+
+def test_geomanip_command_trains_with_the_train_subcommand(tmp_path):
+    # The console script installed with this interpreter (else the same entry point through python -m).
+    script = shutil.which("geomanip", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "geomanip.cli"]
+    args = ["train", "--total-steps", "64", "--n-envs", "1", "--n-steps", "64", "--batch-size", "64"]
+    args += ["--eval-every", "64", "--eval-episodes", "1", "--hidden", "8", "--policy", "mlp", "--no-progress"]
+    args += ["--out", str(tmp_path / "rl")]
+    result = subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "mlp on RigidInsertion-v0: 64 steps" in result.stdout
+    assert (tmp_path / "rl" / "summary.json").is_file()
+    again = subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.startswith("geomanip: error: ") and "--overwrite" in again.stderr
 
 
 def test_kernel_benchmark_quick_run_prints_its_table():

@@ -178,3 +178,14 @@ def test_runs_imports_no_project_subpackage():
     modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not [m for m in modules if m.startswith("geomanip")], modules
 
+
+@NO_CUDA
+@pytest.mark.parametrize("command", [[], ["train"], ["motion"], ["body"]])
+def test_the_command_line_says_in_one_line_that_cuda_is_missing(command, tmp_path, capsys):
+    from geomanip.cli import main
+
+    out = tmp_path / "run"
+    assert main([*command, "--device", "cuda", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("geomanip: error: --device cuda: CUDA is not available") and err.count("\n") == 1
+    assert not out.exists()

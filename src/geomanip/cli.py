@@ -1,10 +1,12 @@
-"""Entry point: train and evaluate RL agents and motion models.
+"""Entry point: train and evaluate RL agents and motion models (the ``geomanip`` command, or ``python train.py``).
 
-    python train.py [options]              # PPO on a manipulation task (default: HEPi on RigidInsertion-v0)
-    python train.py evaluate --checkpoint runs/rl/last.zip [--episodes N] [--video episode.gif]
-    python train.py motion [options]       # train + evaluate a trajectory model (python train.py motion -h)
-    python train.py body [options]         # ArtEq body fitting: train, evaluate, or fit a scan (--action)
+    geomanip train [options]            # PPO on a manipulation task (default: HEPi on RigidInsertion-v0)
+    geomanip evaluate --checkpoint runs/rl/last.zip [--episodes N] [--video episode.gif]
+    geomanip motion [options]           # train + evaluate a trajectory model (geomanip motion -h)
+    geomanip body [options]             # ArtEq body fitting: train, evaluate, or fit a scan (--action)
 
+``python train.py [options]``, without a command, trains as ``train`` does. A run refuses an --out folder that
+already holds one: --resume continues it (options not given are the saved run's), --overwrite replaces it.
 Motion runs scale over processes with torchrun: ``torchrun --nproc_per_node 2 train.py motion ...``.
 """
 
@@ -17,7 +19,9 @@ import inspect
 import sys
 import textwrap
 import typing
+from pathlib import Path
 
+from geomanip import runs
 from geomanip.motion.body_training import BodyConfig
 from geomanip.motion.body_training import run as run_body
 from geomanip.motion.training import MotionConfig
@@ -37,26 +41,35 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--option`` per field of ``cls``, typed and documented from the dataclass."""
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """One ``--option`` per field of ``cls``, typed and documented from the dataclass.
+
+    An option not given is absent from the parsed namespace (its value is the dataclass default, or with
+    ``--resume`` the saved run's: :func:`geomanip.runs.options_config`); it is stored as ``prefix + field``.
+    """
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         name = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
         kind = typing.get_origin(hint)
-        help_text = f"{docs.get(f.name, '')} (default: {f.default})"
+        common = {"dest": prefix + f.name, "default": argparse.SUPPRESS}
+        common["help"] = f"{docs.get(f.name, '')} (default: {f.default})"
         if hint is bool:
-            parser.add_argument(name, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            parser.add_argument(name, action=argparse.BooleanOptionalAction, **common)
         elif kind is typing.Literal:
-            parser.add_argument(name, choices=typing.get_args(hint), default=f.default, help=help_text)
+            parser.add_argument(name, choices=typing.get_args(hint), **common)
         else:
             args = [a for a in typing.get_args(hint) if a is not type(None)]
-            parser.add_argument(name, type=args[0] if args else hint, default=f.default, help=help_text)
+            parser.add_argument(name, type=args[0] if args else hint, metavar=f.name.upper(), **common)
 
 
-def _config(cls: type, args: argparse.Namespace):
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+def _given(args: argparse.Namespace, prefix: str) -> dict[str, object]:
+    return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix)}
+
+
+def _config(cls: type, args: argparse.Namespace, prefix: str):
+    return runs.options_config(cls, _given(args, prefix))
 
 
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
@@ -66,33 +79,43 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataclass_args(parser, RLConfig)
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status (2 on an error)."""
+    prog = "train.py" if Path(sys.argv[0]).name == "train.py" else "geomanip"
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_dataclass_args(parser, RLConfig, "rl.")
     sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="train a policy with PPO (the default command)")
+    add_dataclass_args(train, RLConfig, "rl.")
     motion = sub.add_parser("motion", help="train and evaluate a trajectory model")
-    add_dataclass_args(motion, MotionConfig)
+    add_dataclass_args(motion, MotionConfig, "motion.")
     body = sub.add_parser("body", help="ArtEq body fitting from point clouds: train, evaluate, fit a file")
-    add_dataclass_args(body, BodyConfig)
+    add_dataclass_args(body, BodyConfig, "body.")
     evaluate = sub.add_parser("evaluate", help="evaluate a saved RL checkpoint")
     evaluate.add_argument("--checkpoint", required=True, help="a last.zip written by a training run")
     evaluate.add_argument("--episodes", type=int, default=20, help="episodes per shape set (default: 20)")
     evaluate.add_argument("--eval-task", default=None, help="expected task id (error if the checkpoint's differs)")
     evaluate.add_argument("--video", default=None, help="write a GIF of one episode here")
     args = parser.parse_args(argv)
+    if args.command not in (None, "train") and _given(args, "rl."):
+        parser.error(f"options before `{args.command}` are those of `train`; give {args.command}'s after it")
 
     try:
         if args.command == "body":
-            for name, metrics in run_body(_config(BodyConfig, args)).items():
-                _print_metrics(f"{args.action} {name}:", metrics)
+            cfg = _config(BodyConfig, args, "body.")
+            for name, metrics in run_body(cfg).items():
+                _print_metrics(f"{cfg.action} {name}:", metrics)
         elif args.command == "motion":
-            result = run_motion(_config(MotionConfig, args))
+            result = run_motion(_config(MotionConfig, args, "motion."))
             if result:
                 _print_metrics("test metrics (validation-selected checkpoint):", result)
         elif args.command == "evaluate":
             metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.eval_task, args.video)
             _print_metrics(f"{args.checkpoint}: deterministic policy, {args.episodes} episodes per shape set", metrics)
         else:
-            summary = run_rl(_config(RLConfig, args))
+            cfg = _config(RLConfig, args, "rl.")
+            summary = run_rl(cfg)
             final, rand = summary["final"], summary["random"]
             print(
                 f"{summary['config']['policy']} on {summary['config']['task']}: {summary['steps']} steps in "
@@ -103,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"  {s} variants: return {final[s + '_return']:.1f} (random {rand[s + '_return']:.1f}), "
                     f"success {final[s + '_success']:.0%} (random {rand[s + '_success']:.0%})"
                 )
-            print(f"  outputs: {args.out} (summary.json, learning_curve.png, last.zip, tb/)")
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"train.py: error: {exc}", file=sys.stderr)
+            print(f"  outputs: {cfg.out} (summary.json, learning_curve.png, last.zip, tb/)")
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
 

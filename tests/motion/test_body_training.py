@@ -1,16 +1,19 @@
 """``python train.py body``: a tiny training run, evaluation, fitting files, errors; a slow accuracy check."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 import trimesh
 
+from geomanip import runs
 from geomanip.cli import main
 from geomanip.motion.body import load_body_model
 from geomanip.motion.body.data import generate
 from geomanip.motion.body_training import BodyConfig, load_checkpoint, run
+from tests.test_runs import folder_state
 
 TINY = ["--num-points", "32", "--neighbours", "4", "--channels", "4", "--layers", "1", "--batch-size", "2",
         "--cloud-points", "400", "--val-size", "2", "--test-size", "2", "--no-progress"]  # fmt: skip
@@ -31,6 +34,29 @@ def test_training_writes_checkpoints_summary_and_logs(trained):
     assert any((trained / "tb").iterdir())
     model, cfg = load_checkpoint(trained / "best.pt")
     assert cfg.channels == 4 and not model.training
+
+
+def test_a_second_run_into_the_folder_is_refused_and_resume_and_overwrite_work(trained, tmp_path, capsys):
+    before = folder_state(trained)
+    assert main(["body", "--model", "pointnet", "--steps", "2", "--out", str(trained), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"geomanip: error: {trained} already holds a run (last.pt, best.pt" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert folder_state(trained) == before
+
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    # --resume without the sizes continues the saved network; a different model given explicitly is refused.
+    assert main(["body", "--resume", "--steps", "3", "--no-progress", "--out", str(out)]) == 0
+    last = runs.load_checkpoint(out / "last.pt")
+    assert last["step"] == 3 and last["config"]["channels"] == 4 and len(last["history"]) == 3
+    assert main(["body", "--resume", "--model", "pointnet", "--steps", "4", "--out", str(out)]) == 2
+    assert "saved with --model arteq (not pointnet)" in capsys.readouterr().err
+    # --overwrite replaces the run with a new one (here a one-step pointnet).
+    args = ["body", "--model", "pointnet", "--steps", "1", "--eval-every", "1", "--overwrite", "--out", str(out)]
+    assert main([*args, *TINY]) == 0
+    assert runs.load_checkpoint(out / "last.pt")["step"] == 1
+    assert load_checkpoint(out / "best.pt")[1].model == "pointnet"
 
 
 def test_fit_command_writes_a_mesh_for_mesh_and_cloud_files(trained, tmp_path, capsys):
@@ -80,7 +106,12 @@ def test_bad_inputs_are_clear_errors(trained, tmp_path, capsys):
     junk.write_bytes(b"junk")
     assert main(["body", "--action", "evaluate", "--checkpoint", str(junk)]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
-    stale = torch.load(trained / "best.pt", weights_only=False)
+    pickled = tmp_path / "pickled.pt"
+    torch.save({**torch.load(trained / "best.pt", weights_only=True), "config": BodyConfig(channels=4)}, pickled)
+    assert main(["body", "--action", "evaluate", "--checkpoint", str(pickled)]) == 2
+    err = capsys.readouterr().err
+    assert f"{pickled} is not a plain-data checkpoint" in err and "python -m geomanip.runs convert" in err
+    stale = torch.load(trained / "best.pt", weights_only=True)
     stale["model"]["embed"] = stale["model"].pop("position.a")  # as if written by an older network
     torch.save(stale, tmp_path / "stale.pt")
     assert main(["body", "--action", "evaluate", "--checkpoint", str(tmp_path / "stale.pt")]) == 2
@@ -92,7 +123,7 @@ def test_bad_inputs_are_clear_errors(trained, tmp_path, capsys):
 def test_init_fine_tunes_from_a_checkpoint_without_the_refinement(trained, tmp_path, capsys):
     # A checkpoint written before the refinement existed (no `refine` in its config, no refine weights) still
     # loads, as refine=False, and --init starts a refining network from it with the refinement at the identity.
-    old = torch.load(trained / "best.pt", weights_only=False)
+    old = torch.load(trained / "best.pt", weights_only=True)
     del old["config"]["refine"]
     old["model"] = {k: v for k, v in old["model"].items() if not k.startswith("refine")}
     torch.save(old, tmp_path / "old.pt")

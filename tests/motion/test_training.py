@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from geomanip import runs
+from geomanip.cli import main
 from geomanip.motion.data.nbody import NBodyConfig, write_dataset
 from geomanip.motion.training import MotionConfig, run
+from tests.test_runs import folder_state
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = dict(hidden=16, channels=8, layers=2, batch_size=16, progress=False)
@@ -49,10 +52,54 @@ def _constant_position_ade(root):
 def test_resume_continues_the_step_count(charged, tmp_path):
     out = tmp_path / "run"
     run(MotionConfig(data_root=str(charged), out=str(out), epochs=2, **SMALL))
-    steps_two = torch.load(out / "last.pt", weights_only=False)["step"]
+    steps_two = torch.load(out / "last.pt", weights_only=True)["step"]  # plain data: tensors, dicts, numbers
     run(MotionConfig(data_root=str(charged), out=str(out), epochs=3, resume=True, **SMALL))
-    last = torch.load(out / "last.pt", weights_only=False)
+    last = torch.load(out / "last.pt", weights_only=True)
     assert last["epoch"] == 2 and last["step"] == steps_two * 3 // 2
+    assert last["config"]["hidden"] == 16 and isinstance(last["best_val"], float)
+
+
+def test_the_command_line_refuses_overwrites_and_resumes_the_saved_model_and_data(charged, tmp_path, capsys):
+    out = tmp_path / "run"
+    small = ["--hidden", "16", "--channels", "8", "--layers", "2", "--batch-size", "16", "--no-progress"]
+    first = ["motion", "--data-root", str(charged), "--epochs", "1", "--out", str(out), *small]
+    assert main(first) == 0
+    capsys.readouterr()
+    before = folder_state(out)
+    assert main(first) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"geomanip: error: {out} already holds a run (last.pt, best.pt" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert folder_state(out) == before
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        run(MotionConfig(model="geotdm", data_root=str(charged), out=str(out), **SMALL))
+    assert folder_state(out) == before
+
+    # --resume without the model, data and sizes: the saved run's; given explicitly, others are refused.
+    assert main(["motion", "--resume", "--epochs", "2", "--no-progress", "--out", str(out)]) == 0
+    last = runs.load_checkpoint(out / "last.pt")
+    assert last["epoch"] == 1 and last["config"]["data_root"] == str(charged) and last["config"]["hidden"] == 16
+    assert main(["motion", "--resume", "--model", "geotdm", "--epochs", "3", "--out", str(out)]) == 2
+    assert "saved with --model eqmotion (not geotdm)" in capsys.readouterr().err
+
+    # --overwrite starts again.
+    assert main([*first, "--overwrite"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["val_history"]) == 1 and runs.load_checkpoint(out / "last.pt")["epoch"] == 0
+
+
+def test_a_checkpoint_holding_pickled_objects_is_refused(charged, tmp_path):
+    out = tmp_path / "run"
+    cfg = MotionConfig(data_root=str(charged), out=str(out), epochs=1, **SMALL)
+    run(cfg)
+    # As if written by code that pickled its configuration object instead of a dict.
+    state = torch.load(out / "last.pt", weights_only=True)
+    torch.save({**state, "config": cfg.resolved()}, out / "last.pt")
+    with pytest.raises(ValueError, match=f"{out / 'last.pt'} is not a plain-data checkpoint.*geomanip.runs convert"):
+        run(MotionConfig(data_root=str(charged), out=str(out), epochs=2, resume=True, **SMALL))
+    runs.convert(out / "last.pt")
+    run(MotionConfig(data_root=str(charged), out=str(out), epochs=2, resume=True, **SMALL))
+    assert runs.load_checkpoint(out / "last.pt")["epoch"] == 1
 
 
 def test_bad_arguments(charged, tmp_path):
@@ -118,8 +165,8 @@ def test_two_process_ddp_matches_one_process(charged, tmp_path):
         env=env,
     )
     assert two.returncode == 0, two.stderr[-3000:]
-    a = torch.load(tmp_path / "one" / "last.pt", weights_only=False)
-    b = torch.load(tmp_path / "two" / "last.pt", weights_only=False)
+    a = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 2 * (128 // 16)
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-5)

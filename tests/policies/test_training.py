@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from geomanip.cli import main
 from geomanip.policies.training import RLConfig, evaluate_checkpoint, make_training_envs, run, variant_sets
+from tests.test_runs import folder_state
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(
@@ -30,6 +32,12 @@ def test_training_run_writes_its_outputs_and_resumes(tmp_path):
     assert any((out / "tb").rglob("events.*"))
     assert [h["steps"] for h in summary["history"]] == [128, 256]
     assert {"train_success", "unseen_success", "train_return", "unseen_return"} <= set(summary["final"])
+
+    # A second run into the same folder is refused before anything there changes.
+    before = folder_state(out)
+    with pytest.raises(FileExistsError, match=f"{out} already holds a run .*pass --resume .* or --overwrite"):
+        run(RLConfig(out=str(out), **TINY))
+    assert folder_state(out) == before
 
     resumed = run(RLConfig(out=str(out), resume=True, **{**TINY, "total_steps": 384}))
     assert resumed["steps"] == 384
@@ -58,7 +66,7 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
     run(RLConfig(out=str(out), policy="mlp", **{**TINY, "total_steps": 128}))
     with pytest.raises(ValueError, match="trained on RigidInsertion-v0, not RigidPushing-v0"):
         evaluate_checkpoint(str(out / "last.zip"), episodes=1, task="RigidPushing-v0")
-    with pytest.raises(ValueError, match="mlp run on RigidInsertion-v0, not mlp on RigidPushing-v0; pass --policy"):
+    with pytest.raises(ValueError, match=r"saved with --task RigidInsertion-v0 \(not RigidPushing-v0\); omit"):
         run(RLConfig(out=str(out), task="RigidPushing-v0", policy="mlp", resume=True, **TINY))
     cli = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--task", "Juggling-v0"], capture_output=True, text=True, cwd=tmp_path
@@ -72,6 +80,43 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
     )
     assert ok.returncode == 0 and "train_success" in ok.stdout
     assert json.loads((out / "run.json").read_text())["policy"] == "mlp"
+
+
+def test_the_command_line_refuses_overwrites_resumes_the_saved_task_and_policy(tmp_path, capsys):
+    out = tmp_path / "run"
+    tiny = ["--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--n-epochs", "1", "--eval-every", "128"]
+    tiny += ["--eval-episodes", "1", "--hidden", "8", "--no-progress", "--out", str(out)]
+    first = ["--task", "RigidSliding-v0", "--policy", "mlp", "--total-steps", "128", *tiny]
+    assert main(["train", *first]) == 0
+    capsys.readouterr()
+    before = folder_state(out)
+    assert main(["train", *first]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"geomanip: error: {out} already holds a run (last.zip, summary.json)")
+    assert "--resume" in err and "--overwrite" in err
+    assert folder_state(out) == before
+
+    # --resume without --task and --policy continues the saved mlp run on sliding (and its sizes).
+    assert main(["--resume", "--total-steps", "256", "--no-progress", "--out", str(out)]) == 0
+    assert "mlp on RigidSliding-v0: 256 steps" in capsys.readouterr().out
+    saved = json.loads((out / "run.json").read_text())
+    assert (saved["task"], saved["policy"], saved["n_envs"], saved["total_steps"]) == ("RigidSliding-v0", "mlp", 2, 256)
+    assert [h["steps"] for h in json.loads((out / "history.json").read_text())] == [128, 256]
+    # Given explicitly, another policy is still an error, and the run stays as it was.
+    before = folder_state(out)
+    assert main(["--resume", "--policy", "hepi", "--total-steps", "384", "--out", str(out)]) == 2
+    assert "saved with --policy mlp (not hepi)" in capsys.readouterr().err
+    assert main(["--resume", "--overwrite", "--out", str(out)]) == 2
+    assert folder_state(out) == before
+
+    # --overwrite replaces the run: a fresh one, its old logs gone.
+    (out / "notes.txt").write_text("mine")
+    assert main(["train", *first, "--overwrite"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 128 and [h["steps"] for h in summary["history"]] == [128]
+    assert [p.name for p in (out / "tb").iterdir()] == ["ppo_1"]
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_deformable_tasks_train_and_evaluate_their_variant_sets(tmp_path):
