@@ -1,8 +1,10 @@
 """Learning curves of the graph policies and baselines at equal environment steps.
 
 Run: ``python -m benchmarks.rl [--steps 100000] [--seeds 3] [--tasks RigidInsertion-v0,RigidPushing-v0]
-[--policies hepi,empn,transformer,mlp]`` (``--quick`` for a smoke run). Each (task, policy, seed) is one
-``train.py`` run in its own folder under ``--out``; finished runs (with a ``summary.json``) are reused, so an
+[--policies hepi,empn,transformer,mlp] [--algo ppo|trpl]`` (``--quick`` for a smoke run). Each (task, policy,
+seed) is one ``geomanip train`` run in its own folder under ``--out``, with the task's settings file
+(:func:`geomanip.policies.training.configure`) but ``--steps`` and ``--evals``; finished runs (with a
+``summary.json`` of at least ``--steps``) are reused and interrupted ones resume from their checkpoint, so an
 interrupted benchmark continues where it stopped. Prints final success and return on training and held-out
 variants (shapes; cloth holes), mean ± std over seeds, deterministic policy, the random policy's, and
 wall-clock minutes per million environment steps; plots the mean curves per task to ``--plots``.
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from geomanip.policies import POLICIES
-from geomanip.policies.training import RLConfig, run
+from geomanip.policies.training import configure, run
 
 
 def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and shape set")
     parser.add_argument("--out", default="runs/bench_rl")
     parser.add_argument("--plots", default="docs/images")
+    parser.add_argument("--algo", choices=("ppo", "trpl"), default="ppo", help="on-policy algorithm")
     parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke test of the script)")
     args = parser.parse_args()
     if args.quick:
@@ -75,26 +78,22 @@ def main() -> None:
         by_policy: dict[str, list[dict]] = {}
         for policy in policies:
             for seed in range(args.seeds):
-                out = Path(args.out) / task / policy / f"seed{seed}"
+                name = policy if args.algo == "ppo" else f"{policy}_{args.algo}"
+                out = Path(args.out) / task / name / f"seed{seed}"
                 summary_path = out / "summary.json"
                 if summary_path.is_file() and json.loads(summary_path.read_text())["steps"] >= args.steps:
                     summary = json.loads(summary_path.read_text())
                 else:
-                    cfg = RLConfig(
-                        task=task,
-                        policy=policy,
-                        total_steps=args.steps,
-                        seed=seed,
-                        out=str(out),
-                        eval_every=max(1, args.steps // args.evals),
-                        eval_episodes=args.eval_episodes,
-                        progress=False,
-                    )
-                    if args.quick:
-                        cfg.n_envs, cfg.n_steps, cfg.batch_size, cfg.n_epochs, cfg.hidden = 2, 64, 64, 1, 8
-                    summary = run(cfg)
-                by_policy.setdefault(policy, []).append(summary)
-            rows.append((task, policy, by_policy[policy]))
+                    resume = (out / "last.zip").is_file()
+                    options = dict(total_steps=args.steps, out=str(out), resume=resume, progress=False)
+                    if not resume:
+                        options |= dict(task=task, policy=policy, algo=args.algo, seed=seed)
+                        options |= dict(eval_every=max(1, args.steps // args.evals), eval_episodes=args.eval_episodes)
+                        if args.quick:
+                            options |= dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=1, hidden=8)
+                    summary = run(configure(**options))
+                by_policy.setdefault(name, []).append(summary)
+            rows.append((task, name, by_policy[name]))
         plot(task, by_policy, Path(args.plots) / f"rl_{task.split('-')[0].lower()}.png")
 
     def stat(summaries: list[dict], key: str, part: str = "final") -> str:
@@ -108,14 +107,14 @@ def main() -> None:
     header += f"{'return train':>15} | {'return unseen':>15} | {'min / 1M steps':>14}"
     print(header)
     print("-" * len(header))
-    for task, policy, summaries in rows:
+    for i, (task, policy, summaries) in enumerate(rows):
         minutes = np.mean([s["train_seconds"] / s["steps"] * 1e6 / 60 for s in summaries])
         print(
             f"{task:<26} | {policy:<11} | {stat(summaries, 'train_success'):>13} | "
             f"{stat(summaries, 'unseen_success'):>14} | {stat(summaries, 'train_return'):>15} | "
             f"{stat(summaries, 'unseen_return'):>15} | {minutes:14.0f}"
         )
-        if policy == policies[-1]:
+        if i == len(rows) - 1 or rows[i + 1][0] != task:
             print(
                 f"{task:<26} | {'random':<11} | {stat(summaries, 'train_success', 'random'):>13} | "
                 f"{stat(summaries, 'unseen_success', 'random'):>14} | "

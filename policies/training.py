@@ -1,7 +1,8 @@
-"""PPO training and evaluation of the graph policies on the benchmark tasks; run through ``train.py``.
+"""PPO or TRPL training and evaluation of the graph policies on the benchmark tasks (``geomanip train``).
 
-Read top to bottom: configuration, environments, evaluation, the callback that evaluates and checkpoints,
-then :func:`run` (train) and :func:`evaluate_checkpoint` (load and roll out). Outputs in ``out``:
+Read top to bottom: configuration (:class:`RLConfig`, and :func:`configure`, which applies the task's settings
+file, ``policies/settings/<task>.toml``), environments, evaluation, the callback that evaluates and
+checkpoints, then :func:`run` (train) and :func:`evaluate_checkpoint` (load and roll out). Outputs in ``out``:
 ``run.json`` (the configuration), ``last.zip`` (atomic checkpoint, written at every evaluation and at the
 end; with ``reward_norm.pkl``, the reward scaler's statistics, when rewards are normalised), TensorBoard
 logs (``tb/``: SB3's ``rollout/`` and ``train/`` scalars plus ``eval/``), ``summary.json`` and
@@ -12,10 +13,11 @@ logs (``tb/``: SB3's ``rollout/`` and ``train/`` scalars plus ``eval/``), ``summ
 from __future__ import annotations
 
 import json
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -28,19 +30,41 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from geomanip import envs, runs
 from geomanip.envs.vector import make_vector_env
 from geomanip.policies import POLICIES, make_policy
+from geomanip.policies.trpl import TRPL
 
-__all__ = ["RLConfig", "make_training_envs", "run", "evaluate_checkpoint", "evaluate_policy"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "RLConfig",
+    "configure",
+    "evaluate_checkpoint",
+    "evaluate_policy",
+    "make_training_envs",
+    "run",
+    "task_settings",
+]
+
+ALGORITHMS = {"ppo": PPO, "trpl": TRPL}
+SETTINGS = Path(__file__).resolve().parent / "settings"
 
 
 @dataclass
 class RLConfig:
-    """Settings of a PPO run (each field is a ``train.py`` option)."""
+    """Settings of a training run (each field is a ``geomanip train`` option).
 
-    task: str = "RigidInsertion-v0"
+    These are the defaults shared by every task; :func:`configure` applies the task's settings file over them.
+    """
+
+    task: str = "RigidSliding-v0"
     """Environment id: RigidSliding-v0, RigidPushing-v0, RigidInsertion-v0, RigidInsertionTwoAgents-v0,
-    RopeClosing-v0, RopeShaping-v0 or ClothHanging-v0."""
+    RopeClosing-v0, RopeShaping-v0 or ClothHanging-v0 (with or without the geomanip/ prefix)."""
     policy: Literal["hepi", "empn", "transformer", "mlp"] = "hepi"
     """Policy network."""
+    algo: Literal["ppo", "trpl"] = "ppo"
+    """On-policy algorithm: ppo (clipped surrogate) or trpl (trust-region projection layers, Otto et al. 2021)."""
     total_steps: int = 50_000
     """Environment steps to train for (all environments together)."""
     n_envs: int = 8
@@ -88,8 +112,52 @@ class RLConfig:
     normalize_reward: bool = True
     """Scale rewards by a running estimate of the return's standard deviation (VecNormalize, rewards only;
     observations stay raw so equivariance holds): value targets of about -100 otherwise dominate the loss."""
+    projection: Literal["kl", "w2", "frobenius"] = "kl"
+    """TRPL: the trust-region measure of the projection."""
+    mean_bound: float = 0.03
+    """TRPL: per-state bound on the mean part of the measure to the rollout's policy."""
+    cov_bound: float = 1e-3
+    """TRPL: per-state bound on its covariance part."""
+    trust_region_coef: float = 1.0
+    """TRPL: weight of the trust-region regression loss."""
     progress: bool = True
     """Show a progress bar."""
+
+
+def task_settings(task: str, policy: str) -> dict[str, Any]:
+    """The tuned settings of ``task`` for ``policy``: the ``[all]`` table of ``policies/settings/<task>.toml``,
+    then its ``[<policy>]`` table; ``{}`` for a task without a file. Raises ``ValueError`` for unknown keys."""
+    path = SETTINGS / f"{task}.toml"
+    if not path.is_file():
+        return {}
+    tables = tomllib.loads(path.read_text())
+    unknown_tables = set(tables) - {"all", *POLICIES}
+    if unknown_tables:
+        raise ValueError(f"{path}: unknown tables {sorted(unknown_tables)}; expected [all] or a policy name")
+    settings = {**tables.get("all", {}), **tables.get(policy, {})}
+    unknown = set(settings) - {f.name for f in fields(RLConfig)} or set(settings) & {"task", "policy", "out"}
+    if unknown:
+        raise ValueError(f"{path}: {sorted(unknown)} are not settings a task file may set")
+    return settings
+
+
+def configure(**given: Any) -> RLConfig:
+    """The configuration of a run from the options ``given`` (by field name; only those the user gave).
+
+    Precedence, lowest first: :class:`RLConfig`'s defaults, the task's settings file (:func:`task_settings`),
+    with ``resume`` the saved run's values (which already include its settings), then ``given``.
+    """
+    if "task" in given:
+        given = {**given, "task": canonical_task(given["task"])}
+    cfg = runs.options_config(RLConfig, given)
+    if cfg.resume:
+        return cfg
+    return RLConfig(**{**asdict(cfg), **task_settings(cfg.task, cfg.policy), **given})
+
+
+def canonical_task(task: str) -> str:
+    """``RigidSliding-v0`` for ``geomanip/RigidSliding-v0`` and ``RigidSliding-v0`` alike."""
+    return task.removeprefix(f"{envs.NAMESPACE}/")
 
 
 TASKS = (*envs.RIGID_TASKS, *envs.DEFORMABLE_TASKS)
@@ -113,6 +181,8 @@ def check_config(cfg: RLConfig) -> None:
         raise ValueError(f"unknown task {cfg.task!r}; available: {', '.join(TASKS)}")
     if cfg.policy not in POLICIES:
         raise ValueError(f"unknown policy {cfg.policy!r}; available: {', '.join(POLICIES)}")
+    if cfg.algo not in ALGORITHMS:
+        raise ValueError(f"unknown algo {cfg.algo!r}; available: {', '.join(ALGORITHMS)}")
     if cfg.total_steps < 1 or cfg.n_envs < 1 or cfg.eval_every < 1:
         raise ValueError("total_steps, n_envs and eval_every must be positive")
     if cfg.threads < 0:
@@ -140,21 +210,33 @@ def make_training_envs(cfg: RLConfig) -> VecEnv:
     return make_vec_env(cfg.task, cfg.n_envs, seed=cfg.seed, vec_env_cls=vec_cls, env_kwargs=train_kwargs)
 
 
+def evaluation_envs(task: str, env_kwargs: dict, episodes: int, seed: int) -> VecEnv:
+    """One environment per evaluation episode, environment ``i`` seeded ``seed + i``: a batched
+    :class:`~geomanip.envs.vector.RigidVectorEnv` for the rigid tasks, a ``DummyVecEnv`` for the others."""
+    if task in envs.RIGID_TASKS:
+        return make_vector_env(task, episodes, seed=seed, **env_kwargs)
+    venv = DummyVecEnv([lambda: gym.make(task, **env_kwargs)] * episodes)
+    venv.seed(seed)
+    return venv
+
+
 def evaluate_policy(predict, task: str, env_kwargs: dict, episodes: int, seed: int) -> dict[str, float]:
-    """Mean return and success rate of ``predict(obs) -> action`` over seeded episodes of one variant set."""
-    env = gym.make(task, **env_kwargs)
-    returns, successes = [], []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(predict(obs))
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-        successes.append(float(info["is_success"]))
-    env.close()
-    return {"return": float(np.mean(returns)), "success": float(np.mean(successes))}
+    """Mean return and success rate of ``predict(obs) -> actions`` over seeded episodes of one variant set.
+
+    The episodes run side by side, one environment each, so ``predict`` sees a batch of ``episodes``
+    observations per step (one forward pass of the policy); each episode counts until its first end.
+    """
+    venv = evaluation_envs(task, env_kwargs, episodes, seed)
+    obs = venv.reset()
+    returns, successes = np.zeros(episodes), np.full(episodes, np.nan)
+    while np.isnan(successes).any():
+        obs, rewards, dones, infos = venv.step(predict(obs))
+        running = np.isnan(successes)
+        returns[running] += rewards[running]
+        for i in np.flatnonzero(dones & running):
+            successes[i] = float(infos[i]["is_success"])
+    venv.close()
+    return {"return": float(returns.mean()), "success": float(successes.mean())}
 
 
 def evaluate_both(predict, cfg: RLConfig, seed: int) -> dict[str, float]:
@@ -169,10 +251,10 @@ def evaluate_both(predict, cfg: RLConfig, seed: int) -> dict[str, float]:
 CHECKPOINT = "last.zip"
 OUTPUTS = ("reward_norm.pkl", "run.json", "history.json", "learning_curve.png", "tb")
 # What a resumed run must share with the saved one.
-RESUME_KEYS = ("task", "policy")
+RESUME_KEYS = ("task", "policy", "algo")
 
 
-def save_model(model: PPO, path: Path) -> None:
+def save_model(model: PPO | TRPL, path: Path) -> None:
     """Save a model (and its reward scaler, ``reward_norm.pkl``) so that a crash never leaves a half-written
     checkpoint (SB3's own zip format)."""
     venv = model.get_env()
@@ -233,7 +315,7 @@ def plot_learning_curve(history: list[dict], random_metrics: dict[str, float], p
 
 
 def run(cfg: RLConfig) -> dict:
-    """Train with PPO, evaluating and checkpointing periodically; returns the summary."""
+    """Train with PPO or TRPL, evaluating and checkpointing periodically; returns the summary."""
     check_config(cfg)
     device = runs.resolve_device(cfg.device)
     out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, (CHECKPOINT,), OUTPUTS)
@@ -253,7 +335,7 @@ def run(cfg: RLConfig) -> dict:
 
     history: list[dict] = []
     if cfg.resume:
-        model = PPO.load(last, env=venv, device=device)
+        model = ALGORITHMS[cfg.algo].load(last, env=venv, device=device)
         if (out / "history.json").is_file():
             history = json.loads((out / "history.json").read_text())
     else:
@@ -262,7 +344,13 @@ def run(cfg: RLConfig) -> dict:
             first_env or gym.make(cfg.task),
             **network_kwargs(cfg),
         )
-        model = PPO(
+        trpl_kwargs = dict(
+            projection=cfg.projection,
+            mean_bound=cfg.mean_bound,
+            cov_bound=cfg.cov_bound,
+            trust_region_coef=cfg.trust_region_coef,
+        )
+        model = ALGORITHMS[cfg.algo](
             policy,
             venv,
             learning_rate=cfg.lr,
@@ -276,12 +364,15 @@ def run(cfg: RLConfig) -> dict:
             tensorboard_log=str(out / "tb"),
             seed=cfg.seed,
             device=device,
+            **(trpl_kwargs if cfg.algo == "trpl" else {}),
         )
     runs.write_json(out / "run.json", asdict(cfg))
 
     rng_baseline = np.random.default_rng(cfg.seed)
-    action_space = venv.action_space
-    random_metrics = evaluate_both(lambda _obs: rng_baseline.uniform(-1, 1, action_space.shape), cfg, seed=10_000)
+    action_dim = venv.action_space.shape[0]
+    random_metrics = evaluate_both(
+        lambda obs: rng_baseline.uniform(-1, 1, (len(next(iter(obs.values()))), action_dim)), cfg, seed=10_000
+    )
 
     callback = EvaluateAndCheckpoint(cfg, out, history)
     started = time.perf_counter()
@@ -292,7 +383,7 @@ def run(cfg: RLConfig) -> dict:
             callback=callback,
             progress_bar=cfg.progress,
             reset_num_timesteps=not cfg.resume,
-            tb_log_name="ppo",
+            tb_log_name=cfg.algo,
         )
     if not history or history[-1]["steps"] != model.num_timesteps:
         callback.init_callback(model)
@@ -324,11 +415,12 @@ def evaluate_checkpoint(
     meta = path.with_name("run.json")
     if not meta.is_file():
         raise FileNotFoundError(f"{meta} (the run's configuration) is missing next to the checkpoint")
-    cfg = RLConfig(**json.loads(meta.read_text()))
+    known = {f.name for f in fields(RLConfig)}
+    cfg = RLConfig(**{k: v for k, v in json.loads(meta.read_text()).items() if k in known})
     if task is not None and task != cfg.task:
         raise ValueError(f"checkpoint {path} was trained on {cfg.task}, not {task}")
     cfg.eval_episodes = episodes
-    model = PPO.load(path, device="cpu")
+    model = ALGORITHMS[cfg.algo].load(path, device="cpu")
     predict = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
     metrics = evaluate_both(predict, cfg, seed)
     if video:

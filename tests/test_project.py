@@ -62,7 +62,7 @@ def test_train_entry_point_runs_a_tiny_rl_job(tmp_path):
         [sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr
-    assert "hepi on RigidInsertion-v0: 64 steps" in result.stdout
+    assert "hepi on RigidSliding-v0: 64 steps" in result.stdout
     assert (tmp_path / "rl" / "summary.json").is_file()
 
 
@@ -75,7 +75,7 @@ def test_geomanip_command_trains_with_the_train_subcommand(tmp_path):
     args += ["--out", str(tmp_path / "rl")]
     result = subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "mlp on RigidInsertion-v0: 64 steps" in result.stdout
+    assert "mlp on RigidSliding-v0: 64 steps" in result.stdout
     assert (tmp_path / "rl" / "summary.json").is_file()
     again = subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 2 and again.stderr.startswith("geomanip: error: ") and "--overwrite" in again.stderr

@@ -1,6 +1,6 @@
 """Entry point: train and evaluate RL agents and motion models (the ``geomanip`` command, or ``python train.py``).
 
-    geomanip train [options]            # PPO on a manipulation task (default: HEPi on RigidInsertion-v0)
+    geomanip train [options]            # RL on a manipulation task (default: HEPi with PPO on RigidSliding-v0)
     geomanip evaluate --checkpoint runs/rl/last.zip [--episodes N] [--video episode.gif]
     geomanip motion [options]           # train + evaluate a trajectory model (geomanip motion -h)
     geomanip body [options]             # ArtEq body fitting: train, evaluate, or fit a scan (--action)
@@ -26,7 +26,7 @@ from geomanip.motion.body_training import BodyConfig
 from geomanip.motion.body_training import run as run_body
 from geomanip.motion.training import MotionConfig
 from geomanip.motion.training import run as run_motion
-from geomanip.policies.training import RLConfig, evaluate_checkpoint
+from geomanip.policies.training import RLConfig, configure, evaluate_checkpoint
 from geomanip.policies.training import run as run_rl
 
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.eval_task, args.video)
             _print_metrics(f"{args.checkpoint}: deterministic policy, {args.episodes} episodes per shape set", metrics)
         else:
-            cfg = _config(RLConfig, args, "rl.")
+            cfg = configure(**_given(args, "rl."))
             summary = run_rl(cfg)
             final, rand = summary["final"], summary["random"]
             print(

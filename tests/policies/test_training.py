@@ -3,14 +3,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from geomanip.cli import main
-from geomanip.policies.training import RLConfig, evaluate_checkpoint, make_training_envs, run, variant_sets
+from geomanip.policies import POLICIES, training
+from geomanip.policies.training import (
+    TASKS,
+    RLConfig,
+    configure,
+    evaluate_checkpoint,
+    evaluate_policy,
+    make_training_envs,
+    run,
+    task_settings,
+    variant_sets,
+)
 from tests.test_runs import folder_state
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(
+    task="RigidInsertion-v0",
     total_steps=256,
     n_envs=2,
     n_steps=64,
@@ -67,7 +80,7 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
     with pytest.raises(ValueError, match="trained on RigidInsertion-v0, not RigidPushing-v0"):
         evaluate_checkpoint(str(out / "last.zip"), episodes=1, task="RigidPushing-v0")
     with pytest.raises(ValueError, match=r"saved with --task RigidInsertion-v0 \(not RigidPushing-v0\); omit"):
-        run(RLConfig(out=str(out), task="RigidPushing-v0", policy="mlp", resume=True, **TINY))
+        run(RLConfig(out=str(out), policy="mlp", resume=True, **{**TINY, "task": "RigidPushing-v0"}))
     cli = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--task", "Juggling-v0"], capture_output=True, text=True, cwd=tmp_path
     )
@@ -120,7 +133,7 @@ def test_the_command_line_refuses_overwrites_resumes_the_saved_task_and_policy(t
 
 
 def test_deformable_tasks_train_and_evaluate_their_variant_sets(tmp_path):
-    cfg = RLConfig(out=str(tmp_path / "rope"), task="RopeClosing-v0", policy="mlp", **{**TINY, "total_steps": 128})
+    cfg = RLConfig(out=str(tmp_path / "rope"), policy="mlp", **{**TINY, "task": "RopeClosing-v0", "total_steps": 128})
     rope = run(cfg)
     assert set(rope["final"]) == {"steps", "train_return", "train_success"}  # one variant: no held-out set
     assert (tmp_path / "rope" / "learning_curve.png").is_file()
@@ -157,3 +170,62 @@ def test_rigid_training_envs_are_batched_and_give_the_episodes_of_single_environ
                 episode_ends += 1
                 assert ib["episode"]["r"] == pytest.approx(i_s["episode"]["r"])
     assert episode_ends == cfg.n_envs
+
+
+def test_task_settings_files_are_valid_and_applied_below_given_options(tmp_path):
+    for task in TASKS:
+        for policy in POLICIES:
+            settings = task_settings(task, policy)
+            assert settings, f"{task} has no settings file"
+            RLConfig(**settings)  # every key is an RLConfig field
+    file = task_settings("RopeClosing-v0", "hepi")
+    cfg = configure(task="geomanip/RopeClosing-v0")
+    assert cfg.task == "RopeClosing-v0" and cfg.n_steps == file["n_steps"] != RLConfig().n_steps
+    assert configure(task="RopeClosing-v0", n_steps=32).n_steps == 32  # a given option wins
+    default = configure()
+    assert default.task == RLConfig().task and default.total_steps == task_settings(default.task, "hepi")["total_steps"]
+
+
+def test_a_settings_file_with_unknown_keys_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "SETTINGS", tmp_path)
+    (tmp_path / "RigidSliding-v0.toml").write_text("[all]\nlearning_rate = 1e-3\n")
+    with pytest.raises(ValueError, match=r"\['learning_rate'\] are not settings a task file may set"):
+        task_settings("RigidSliding-v0", "hepi")
+    (tmp_path / "RigidSliding-v0.toml").write_text("[hepii]\nhidden = 8\n")
+    with pytest.raises(ValueError, match="unknown tables"):
+        task_settings("RigidSliding-v0", "hepi")
+
+
+def test_batched_evaluation_gives_the_episodes_of_single_environments():
+    # evaluate_policy runs its episodes side by side; each must be the single environment's with that seed.
+    import gymnasium as gym
+
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (200, 3, 4))
+    for task, variant in (("RigidSliding-v0", {"shape": "train"}), ("RopeClosing-v0", {})):
+        step = iter(range(10_000))
+        dim = gym.make(task).action_space.shape[0]
+        batched = evaluate_policy(lambda obs, s=step, d=dim: actions[next(s), :, :d], task, variant, 3, seed=7)
+        returns, successes = [], []
+        for ep in range(3):
+            env = gym.make(task, **variant)
+            env.reset(seed=7 + ep)
+            total, t, done = 0.0, 0, False
+            while not done:
+                _, reward, terminated, truncated, info = env.step(actions[t, ep, :dim])
+                total, t, done = total + reward, t + 1, terminated or truncated
+            returns.append(total)
+            successes.append(float(info["is_success"]))
+        assert batched["return"] == pytest.approx(np.mean(returns), rel=1e-5)
+        assert batched["success"] == np.mean(successes)
+
+
+def test_trpl_trains_resumes_and_evaluates(tmp_path):
+    out = tmp_path / "trpl"
+    summary = run(RLConfig(out=str(out), algo="trpl", policy="hepi", **{**TINY, "task": "RigidSliding-v0"}))
+    assert summary["config"]["algo"] == "trpl" and summary["steps"] == 256
+    assert any("TRPL" in str(p) or "trpl" in str(p) for p in (out / "tb").iterdir())
+    resumed = run(configure(out=str(out), resume=True, total_steps=384, progress=False))  # algo, sizes: saved
+    assert resumed["steps"] == 384 and resumed["config"]["algo"] == "trpl"
+    metrics = evaluate_checkpoint(str(out / "last.zip"), episodes=1)
+    assert np.isfinite(metrics["train_return"])
