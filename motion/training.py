@@ -37,6 +37,7 @@ from geomanip import runs
 from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
 from geomanip.motion.data.eth_ucy import SCENES, load_split
 from geomanip.motion.data.nbody import SYSTEMS, default_config, write_dataset
+from geomanip.motion.data.nri import find_nri_splits
 from geomanip.motion.data.rope import RopeWindows, load_rollouts, rope_splits
 from geomanip.motion.eqmotion import EqMotion
 from geomanip.motion.generation_metrics import generation_scores
@@ -59,9 +60,10 @@ class MotionConfig:
     scene: str = "eth"
     """ETH/UCY held-out test scene (eth, hotel, univ, zara1, zara2)."""
     data_root: str | None = None
-    """Dataset folder: for N-body, where the splits are (written there first if missing; default data/<system>);
-    for ETH/UCY, a folder in the layout of the shipped copy, geomanip/assets/eth_ucy (the default); for rope,
-    the folder of rollouts.npz (default data/rope_closing)."""
+    """Dataset folder: for N-body, where the splits are (written there first if missing; default data/<system>),
+    or a folder of the NRI/EGNN .npy files (loc_train_<system>.npy, ...; geomanip.motion.data.nri); for ETH/UCY,
+    a folder in the layout of the shipped copy, geomanip/assets/eth_ucy (the default); for rope, the folder of
+    rollouts.npz (default data/rope_closing)."""
     train_size: int = 3000
     """N-body training systems, when the data is generated."""
     eval_size: int = 2000
@@ -143,6 +145,9 @@ def load_datasets(cfg: MotionConfig) -> dict[str, Dataset]:
         splits = rope_splits(load_rollouts(cfg.data_root or Path("data") / "rope_closing"))
         return {s: RopeWindows(splits[s], cfg.past, cfg.future) for s in ("train", "val", "test")}
     root = Path(cfg.data_root or Path("data") / cfg.data)
+    published = find_nri_splits(root) if root.is_dir() else None
+    if published:
+        return {s: NBodyWindows(published[s], cfg.past, cfg.future) for s in ("train", "val", "test")}
     if not all((root / f"{s}.npz").is_file() for s in ("train", "val", "test")):
         print(f"simulating the {cfg.data} dataset into {root} (once)")
         sizes = {"train": cfg.train_size, "val": cfg.eval_size, "test": cfg.eval_size}

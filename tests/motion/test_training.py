@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -170,3 +171,16 @@ def test_two_process_ddp_matches_one_process(charged, tmp_path):
     assert a["step"] == b["step"] == 2 * (128 // 16)
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-5)
+
+
+def test_training_on_the_published_npy_layout_matches_training_on_our_splits(charged, tmp_path):
+    # The same systems written as NRI/EGNN files (loc_<split>_<suffix>.npy, [S, T, 3, N]) train identically.
+    published = tmp_path / "published"
+    published.mkdir()
+    for split, token in (("train", "train"), ("val", "valid"), ("test", "test")):
+        with np.load(charged / f"{split}.npz") as data:
+            np.save(published / f"loc_{token}_charged5_initvel1.npy", data["loc"].transpose(0, 1, 3, 2))
+            np.save(published / f"vel_{token}_charged5_initvel1.npy", data["vel"].transpose(0, 1, 3, 2))
+    ours = run(MotionConfig(data_root=str(charged), out=str(tmp_path / "ours"), epochs=1, **SMALL))
+    theirs = run(MotionConfig(data_root=str(published), out=str(tmp_path / "theirs"), epochs=1, **SMALL))
+    assert ours == theirs and all(np.isfinite(v) for v in ours.values())
