@@ -66,7 +66,9 @@ class RLConfig:
     algo: Literal["ppo", "trpl"] = "ppo"
     """On-policy algorithm: ppo (clipped surrogate) or trpl (trust-region projection layers, Otto et al. 2021)."""
     total_steps: int = 50_000
-    """Environment steps to train for (all environments together)."""
+    """Environment steps to train for (all environments together). Every task's settings file
+    (policies/settings/<task>.toml) sets its own budget, and may set any other option: its values replace the
+    defaults shown here."""
     n_envs: int = 8
     """Parallel environments."""
     subproc: bool = False
