@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from geomanip.motion.arteq_baselines import fit_by_optimisation
+from geomanip.motion.body.baselines import fit_by_optimisation
 from geomanip.motion.body.data import generate
 from geomanip.motion.body.model import load_body_model
-from geomanip.motion.body_training import TEST_SPLITS, evaluate, fitter, load_checkpoint
+from geomanip.motion.body.training import TEST_SPLITS, evaluate, fitter, load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> dict:

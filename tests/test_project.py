@@ -32,6 +32,19 @@ def test_envs_and_motion_never_import_each_other():
             assert not imports_of(path, forbidden), path
 
 
+def test_trajectory_models_and_body_fitting_never_import_each_other():
+    # motion/ holds two parts: trajectory prediction (its modules and data/) and body fitting (body/). Only the
+    # package's __init__ re-exports ArtEq from body/.
+    motion, body = ROOT / "motion", ROOT / "motion" / "body"
+    trajectory = [p for p in motion.rglob("*.py") if body not in p.parents and p != motion / "__init__.py"]
+    for path in trajectory:
+        assert not imports_of(path, "motion.body"), path
+    names = sorted({p.relative_to(motion).parts[0].removesuffix(".py") for p in trajectory})
+    for path in body.rglob("*.py"):
+        assert not any(imports_of(path, f"motion.{name}") for name in names), path
+        assert not re.search(r"^\s*from geomanip\.motion import", path.read_text(), flags=re.MULTILINE), path
+
+
 def test_kernels_import_no_other_project_package():
     for path in (ROOT / "kernels").rglob("*.py"):
         for other in ("envs", "policies", "motion"):

@@ -1,6 +1,12 @@
-"""Body models for ArtEq: SMPL-format files through ``smplx``, and data generated from them.
+"""Body fitting: SMPL shape and pose from point clouds, apart from the trajectory models of :mod:`geomanip.motion`.
 
-:func:`load_body_model` loads an SMPL-format pickle through ``smplx.SMPL``: the user's licensed SMPL file
+- :class:`ArtEq` (:mod:`~geomanip.motion.body.arteq`): the articulated SE(3)-equivariant network and its loss.
+- Baselines (:mod:`~geomanip.motion.body.baselines`): a PointNet regressor and fitting by optimisation.
+- Body models (:mod:`~geomanip.motion.body.model`) and the training and test bodies generated from them
+  (:mod:`~geomanip.motion.body.data`).
+- Training, evaluation and fitting files, ``geomanip body`` (:mod:`~geomanip.motion.body.training`).
+
+Body models: :func:`load_body_model` loads an SMPL-format pickle through ``smplx.SMPL``: the user's licensed SMPL file
 (``path=``, or ``$GEOMANIP_SMPL`` set to the file or to a folder holding ``SMPL_NEUTRAL.pkl``; official
 files also need ``chumpy`` to unpickle) or, by default, the free model shipped in
 ``assets/body/ANNY_SMPL_NEUTRAL.pkl``. :mod:`geomanip.motion.body.data` generates training and test bodies.
@@ -26,6 +32,7 @@ The shipped model is built by ``scripts/build_body_model.py`` (:mod:`geomanip.mo
 - One neutral model: gender is one of the shape dials.
 """
 
+from geomanip.motion.body.arteq import ArtEq
 from geomanip.motion.body.model import (
     ENV_VAR,
     JOINT_NAMES,
@@ -41,6 +48,7 @@ from geomanip.motion.body.model import (
 )
 
 __all__ = [
+    "ArtEq",
     "ENV_VAR",
     "JOINT_NAMES",
     "NUM_BETAS",

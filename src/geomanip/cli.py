@@ -22,8 +22,8 @@ import typing
 from pathlib import Path
 
 from geomanip import runs
-from geomanip.motion.body_training import BodyConfig
-from geomanip.motion.body_training import run as run_body
+from geomanip.motion.body.training import BodyConfig
+from geomanip.motion.body.training import run as run_body
 from geomanip.motion.training import MotionConfig
 from geomanip.motion.training import run as run_motion
 from geomanip.policies.training import RLConfig, configure, evaluate_checkpoint

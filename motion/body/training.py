@@ -33,8 +33,8 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from geomanip import runs
-from geomanip.motion.arteq import ArtEq, arteq_loss
-from geomanip.motion.arteq_baselines import PointNetRegressor, fit_by_optimisation
+from geomanip.motion.body.arteq import ArtEq, arteq_loss
+from geomanip.motion.body.baselines import PointNetRegressor, fit_by_optimisation
 from geomanip.motion.body.data import generate
 from geomanip.motion.body.model import NUM_BETAS, BodyModel, load_body_model
 
@@ -222,7 +222,7 @@ def load_points(path: str | os.PathLike, num_points: int = 5000, seed: int = 0) 
 
 def fitter(model: nn.Module, refine_steps: int = 0, lr: float = 0.01) -> callable:
     """``points [B, P, 3] -> fit dict``: the network's prediction, then ``refine_steps`` Adam steps on the
-    Chamfer distance from it (:func:`~geomanip.motion.arteq_baselines.fit_by_optimisation`; its output has no part
+    Chamfer distance from it (:func:`~geomanip.motion.body.baselines.fit_by_optimisation`; its output has no part
     labels)."""
     if refine_steps < 0:
         raise ValueError(f"refine_steps must be 0 or positive, got {refine_steps}")

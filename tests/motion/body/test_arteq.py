@@ -8,7 +8,8 @@ import torch
 from geomanip.kernels import icosahedral_group, random_rotation
 from geomanip.kernels.rotation import axis_angle_to_matrix
 from geomanip.motion import ArtEq
-from geomanip.motion.arteq import (
+from geomanip.motion.body import NUM_PARTS, BodyModel, load_body_model
+from geomanip.motion.body.arteq import (
     GroupPointConv,
     QuadraticKernel,
     arteq_loss,
@@ -17,10 +18,9 @@ from geomanip.motion.arteq import (
     monomials,
     subsample,
 )
-from geomanip.motion.arteq_baselines import PointNetRegressor, chamfer, fit_by_optimisation
-from geomanip.motion.body import NUM_PARTS, BodyModel, load_body_model
+from geomanip.motion.body.baselines import PointNetRegressor, chamfer, fit_by_optimisation
 from geomanip.motion.body.data import generate
-from geomanip.motion.body_training import rotation_angle
+from geomanip.motion.body.training import rotation_angle
 
 # Tolerances. For the 60 rotations of the icosahedral group the network is exactly equivariant: the
 # group axis of every feature is permuted, nothing is interpolated, so outputs agree up to round-off. The

@@ -12,7 +12,7 @@ from geomanip import runs
 from geomanip.cli import main
 from geomanip.motion.body import load_body_model
 from geomanip.motion.body.data import generate
-from geomanip.motion.body_training import BodyConfig, load_checkpoint, run
+from geomanip.motion.body.training import BodyConfig, load_checkpoint, run
 from tests.test_runs import folder_state
 
 TINY = ["--num-points", "32", "--neighbours", "4", "--channels", "4", "--layers", "1", "--batch-size", "2",

@@ -2,7 +2,7 @@
 
 - :class:`PointNetRegressor`: a non-equivariant point-cloud network (shared per-point MLP, max pooling,
   MLP heads) regressing the 22 global part rotations (6-D representation), betas and per-point part
-  labels; same outputs, body model and losses as :class:`~geomanip.motion.arteq.ArtEq`.
+  labels; same outputs, body model and losses as :class:`~geomanip.motion.body.arteq.ArtEq`.
 - :func:`fit_by_optimisation`: ``smplx`` parameters (global orientation and local joint rotations as
   axis-angle, betas, translation) optimised with Adam on a symmetric Chamfer loss between the model's
   vertices and the cloud, with small L2 priors on pose and betas; starts from the mean body, upright, at
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from geomanip.kernels.rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from geomanip.motion.arteq import BodyRegressor, body_prediction, mesh_centroid, rotation_near_identity, subsample
+from geomanip.motion.body.arteq import BodyRegressor, body_prediction, mesh_centroid, rotation_near_identity, subsample
 from geomanip.motion.body.model import NUM_BETAS, NUM_JOINTS, NUM_PARTS, BodyModel, load_body_model
 
 __all__ = ["PointNetRegressor", "fit_by_optimisation", "chamfer"]
@@ -24,7 +24,7 @@ __all__ = ["PointNetRegressor", "fit_by_optimisation", "chamfer"]
 class PointNetRegressor(BodyRegressor):
     """PointNet-style regressor of SMPL parameters (see the module docstring).
 
-    Shapes: ``points [B, P, 3]`` -> the dict of :class:`~geomanip.motion.arteq.ArtEq`.
+    Shapes: ``points [B, P, 3]`` -> the dict of :class:`~geomanip.motion.body.arteq.ArtEq`.
     """
 
     def __init__(self, body: BodyModel | None = None, num_points: int = 1024, width: int = 256) -> None:
@@ -95,7 +95,7 @@ def fit_by_optimisation(
     ``init``: start from a fit instead (a dict with ``rotations [B, 24, 3, 3]``, ``betas`` and ``transl``, such
     as :meth:`ArtEq.fit`'s output), to refine a network's prediction; one start.
 
-    Returns the dict of :class:`~geomanip.motion.arteq.ArtEq` (without part outputs), detached.
+    Returns the dict of :class:`~geomanip.motion.body.arteq.ArtEq` (without part outputs), detached.
     """
     if yaw_starts < 1:
         raise ValueError(f"fit_by_optimisation: yaw_starts must be at least 1, got {yaw_starts}")

@@ -30,7 +30,7 @@ of point ``n`` as seen in the frame of rotation ``G_g``. Pipeline:
    area-weighted centroid on the cloud's centroid.
 
 Equivariance is exact (up to float round-off) for the 60 group rotations and approximate in between; how
-close depends on training (``tests/motion/test_arteq.py`` states the tolerances).
+close depends on training (``tests/motion/body/test_arteq.py`` states the tolerances).
 
 Losses (:func:`arteq_loss`): part cross-entropy, squared Frobenius distance of part rotations, betas MSE,
 joint and vertex distances.
