@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geomanip.kernels import PolynomialBasis, chordal_mean, icosahedral_group
-from geomanip.motion.body.model import NUM_BETAS, NUM_JOINTS, NUM_PARTS, PARENTS, BodyModel, load_body_model
+from geomanip.motion.body.model import NUM_BETAS, NUM_PARTS, PARENTS, BodyModel, load_body_model
 
 __all__ = [
     "ArtEq",
@@ -278,15 +278,6 @@ class ArtEq(BodyRegressor):
         self._body = [body if body is not None else load_body_model()]
         self.num_points, self.neighbours, self.radius = num_points, neighbours, radius
         self.body_scale = 0.5  # metres dividing positions from the centroid before the position embedding
-        self.hparams = dict(
-            num_points=num_points,
-            neighbours=neighbours,
-            channels=channels,
-            layers=layers,
-            basis_dim=basis_dim,
-            radius=radius,
-            refine=refine,
-        )
         group = icosahedral_group(torch.float32)
         self.register_buffer("group", group, persistent=False)
         self.register_buffer(
@@ -429,6 +420,3 @@ def arteq_loss(
         terms["seg"] = F.cross_entropy(out["part_logits"].reshape(-1, NUM_PARTS), labels.reshape(-1))
     total = sum(w[k] * v for k, v in terms.items())
     return total, {k: float(v.detach()) for k, v in terms.items()}
-
-
-assert NUM_JOINTS == 24  # the hands appended by local_from_global make SMPL's 24 joints

@@ -31,7 +31,6 @@ class PointNetRegressor(BodyRegressor):
         super().__init__()
         self._body = [body if body is not None else load_body_model()]
         self.num_points = num_points
-        self.hparams = dict(num_points=num_points, width=width)
         self.local = nn.Sequential(nn.Linear(3, 64), nn.GELU(), nn.Linear(64, 128), nn.GELU())
         self.global_mlp = nn.Sequential(nn.Linear(128, width), nn.GELU(), nn.Linear(width, width))
         self.seg_head = nn.Sequential(nn.Linear(128 + width, 128), nn.GELU(), nn.Linear(128, NUM_PARTS))

@@ -246,16 +246,6 @@ def decimate(
     return new_f, cand[rows, best], bary / bary.sum(1, keepdims=True)
 
 
-def _project_simplex(w: torch.Tensor) -> torch.Tensor:
-    """Euclidean projection of each row onto the probability simplex (sort-based)."""
-    u, _ = torch.sort(w, dim=-1, descending=True)
-    css = u.cumsum(-1) - 1
-    k = torch.arange(1, w.shape[-1] + 1, dtype=w.dtype)
-    rho = ((u - css / k) > 0).sum(-1, keepdim=True)
-    theta = css.gather(-1, rho - 1) / rho
-    return (w - theta).clamp(min=0)
-
-
 def fit_regressor(vertices: np.ndarray, joints: np.ndarray, num_nearest: int = 128, ridge: float = 1e-6) -> np.ndarray:
     """Sum-to-one joint regressor ``[J, V]`` from samples ``vertices [S, V, 3]``, ``joints [S, J, 3]``.
 

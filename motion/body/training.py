@@ -36,7 +36,7 @@ from geomanip import runs
 from geomanip.motion.body.arteq import ArtEq, arteq_loss
 from geomanip.motion.body.baselines import PointNetRegressor, fit_by_optimisation
 from geomanip.motion.body.data import generate
-from geomanip.motion.body.model import NUM_BETAS, BodyModel, load_body_model
+from geomanip.motion.body.model import BodyModel, load_body_model
 
 __all__ = ["BodyConfig", "build_model", "evaluate", "load_checkpoint", "load_points", "fit_file", "run"]
 
@@ -382,6 +382,3 @@ def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
     }
     runs.write_json(out / "summary.json", summary)
     return results
-
-
-assert NUM_BETAS == 10
