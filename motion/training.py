@@ -8,6 +8,9 @@ of predicted against true trajectories. Checkpoints hold tensors and plain data 
 ``weights_only=True`` (:mod:`geomanip.runs`); a folder that already holds a run is refused unless resumed or
 overwritten.
 
+:func:`run` reads top to bottom: setup (:func:`find_processes`, :func:`prepare_data`, :func:`prepare_training`),
+the epoch loop (:func:`train_epoch`, :func:`validate_and_checkpoint`), then :func:`evaluate_best_and_report`.
+
 Models plug in through three small functions: :func:`build_model`, :func:`training_loss` (EqMotion: best-of-K
 displacement; GeoTDM: the denoising loss returned by its ``forward``) and :func:`predict` (EqMotion: its
 output; GeoTDM: K samples). GeoTDM validates on sampled trajectories (``avg_ade`` over K samples on N-body
@@ -21,7 +24,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -47,10 +50,16 @@ from geomanip.motion.metrics import AVERAGE_METRICS, METRICS, best_of_k_loss, di
 
 __all__ = ["MotionConfig", "run"]
 
+# The fields whose default (None) is the dataset's value, filled in by MotionConfig.resolved.
+DATASET_DEFAULTS = ("past", "future", "modes", "edge_types")
+
 
 @dataclass
 class MotionConfig:
-    """Settings of a motion training run (each field is a ``train.py motion`` option)."""
+    """Settings of a motion training run (each field is a ``train.py motion`` option).
+
+    :meth:`validate` checks them; :meth:`resolved` fills in the dataset's defaults of the fields left ``None``.
+    """
 
     model: Literal["eqmotion", "geotdm"] = "eqmotion"
     """Model to train: eqmotion (deterministic prediction) or geotdm (trajectory diffusion)."""
@@ -68,20 +77,20 @@ class MotionConfig:
     """N-body training systems, when the data is generated."""
     eval_size: int = 2000
     """N-body validation and test systems (each), when the data is generated."""
-    past: int = 0
-    """Observed frames (0: 10 for N-body, 8 for ETH/UCY)."""
-    future: int = 0
-    """Predicted frames (0: 20 for N-body, 12 for ETH/UCY)."""
-    modes: int = 0
-    """Predictions (EqMotion) or samples (GeoTDM) per agent K (0: 20 for ETH/UCY; N-body: 1, GeoTDM 5)."""
+    past: int | None = None
+    """Observed frames (not given: the dataset's, 10 for N-body, 8 for ETH/UCY)."""
+    future: int | None = None
+    """Predicted frames (not given: the dataset's, 20 for N-body, 12 for ETH/UCY)."""
+    modes: int | None = None
+    """Predictions (EqMotion) or samples (GeoTDM) per agent K (not given: 20 for ETH/UCY; N-body: 1, GeoTDM 5)."""
     hidden: int = 64
     """Invariant feature size."""
     channels: int = 64
     """Vector channels C (EqMotion; GeoTDM has one vector per agent and frame)."""
     layers: int = 4
     """Message-passing layers."""
-    edge_types: int = 0
-    """Interaction categories (0: 2 for N-body, 4 for ETH/UCY)."""
+    edge_types: int | None = None
+    """Interaction categories (not given: the dataset's, 2 for N-body, 4 for ETH/UCY)."""
     epochs: int = 30
     """Training epochs."""
     batch_size: int = 100
@@ -116,8 +125,8 @@ class MotionConfig:
     eval_limit: int = 0
     """Validation and test samples evaluated (0: all); bounds GeoTDM's sampling cost on a CPU."""
 
-    def resolved(self) -> MotionConfig:
-        """A copy with the dataset-dependent defaults (0 fields) filled in; checks the choices."""
+    def validate(self) -> None:
+        """Refuse unknown choices and sizes that cannot be (a ``ValueError`` naming the option)."""
         if self.model not in ("eqmotion", "geotdm"):
             raise ValueError(f"unknown motion model {self.model!r}; available: eqmotion, geotdm")
         pedestrians = self.data == "eth_ucy"
@@ -127,12 +136,24 @@ class MotionConfig:
             raise ValueError(f"unknown motion dataset {self.data!r}; available: {', '.join(SYSTEMS)}, eth_ucy, rope")
         if pedestrians and self.scene not in SCENES:
             raise ValueError(f"unknown ETH/UCY scene {self.scene!r}; available: {', '.join(SCENES)}")
-        cfg = MotionConfig(**asdict(self))
-        cfg.past = cfg.past or (8 if pedestrians else 10)
-        cfg.future = cfg.future or (12 if pedestrians else 20)
-        cfg.modes = cfg.modes or (20 if pedestrians else 5 if cfg.model == "geotdm" else 1)
-        cfg.edge_types = cfg.edge_types or (4 if pedestrians else 2)
-        return cfg
+        for name in DATASET_DEFAULTS:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                option = "--" + name.replace("_", "-")
+                raise ValueError(f"{option} must be positive, got {value} (leave it out for the dataset's default)")
+
+    def resolved(self) -> MotionConfig:
+        """A validated copy with the dataset's defaults filled in for the fields left ``None``."""
+        self.validate()
+        pedestrians = self.data == "eth_ucy"
+        defaults = {
+            "past": 8 if pedestrians else 10,
+            "future": 12 if pedestrians else 20,
+            "modes": 20 if pedestrians else 5 if self.model == "geotdm" else 1,
+            "edge_types": 4 if pedestrians else 2,
+        }
+        given = {k: v for k, v in asdict(self).items() if not (k in DATASET_DEFAULTS and v is None)}
+        return MotionConfig(**{**defaults, **given})
 
 
 def load_datasets(cfg: MotionConfig) -> dict[str, Dataset]:
@@ -277,39 +298,114 @@ def plot_predictions(
     plt.close(fig)
 
 
+@dataclass
+class Processes:
+    """This process's place in a run: ``world`` processes under torchrun (1 without), ``rank`` among them."""
+
+    world: int
+    rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        """Whether this process logs, evaluates and writes the run's files (rank 0)."""
+        return self.rank == 0
+
+
+@dataclass
+class Data:
+    """The datasets of a run and what iterates over them."""
+
+    datasets: dict[str, Dataset]
+    sampler: DistributedSampler
+    train: DataLoader
+    val: DataLoader
+    test: DataLoader
+    test_set: Dataset  # the test samples evaluated (the first eval_limit)
+
+
+@dataclass
+class Training:
+    """The model being trained, its optimiser and the counters a checkpoint saves (but the throughput ones)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    train_model: torch.nn.Module  # the model or its DistributedDataParallel wrapper
+    start_epoch: int = 0
+    step: int = 0
+    best_val: float = math.inf
+    history: list[float] = field(default_factory=list)
+    samples: int = 0
+    batch_seconds: float = 0.0
+
+
 def run(cfg: MotionConfig) -> dict[str, float]:
     """Train, select on validation, test; returns the test metrics (on rank 0; empty dict elsewhere)."""
     cfg = cfg.resolved()
-    # --- processes and devices ----------------------------------------------------------------
+    procs = find_processes(cfg)
+    # Every process checks the folder (a refusal must stop them all); only the first deletes with --overwrite.
+    out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, CHECKPOINTS, OUTPUTS, clear=procs.main)
+    ckpt = resumed_checkpoint(cfg, out, procs.device)
+    if procs.world > 1:
+        dist.init_process_group("nccl" if procs.device.type == "cuda" else "gloo")
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    data = prepare_data(cfg, procs)
+    training = prepare_training(cfg, procs, ckpt)
+    writer = SummaryWriter(out / "tb", purge_step=training.step) if procs.main else None
+
+    started = time.perf_counter()
+    for epoch in range(training.start_epoch, cfg.epochs):
+        if cfg.max_minutes and time.perf_counter() - started > 60 * cfg.max_minutes:
+            break
+        loss = train_epoch(cfg, training, data, epoch, procs, writer)
+        if procs.main:
+            validate_and_checkpoint(cfg, training, data.val, epoch, loss, procs.device, out, writer)
+    train_seconds = time.perf_counter() - started
+
+    result: dict[str, float] = {}
+    if procs.main:
+        result = evaluate_best_and_report(cfg, training, data, procs.device, out, writer, train_seconds)
+    if procs.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+def find_processes(cfg: MotionConfig) -> Processes:
+    """This process's rank and device (under torchrun, the local GPU); refuses a batch that does not split."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    main_process = rank == 0
     device = runs.resolve_device(cfg.device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} does not split over {world} processes")
-    # Every process checks the folder (a refusal must stop them all); only the first deletes with --overwrite.
-    out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, CHECKPOINTS, OUTPUTS, clear=main_process)
-    ckpt = None
-    if cfg.resume:
-        ckpt = runs.load_checkpoint(out / CHECKPOINTS[0], map_location=device)
-        runs.check_resume(out / CHECKPOINTS[0], ckpt["config"], asdict(cfg), RESUME_KEYS)
-    if world > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    return Processes(world, rank, device)
 
-    # --- data ------------------------------------------------------------------------------------
-    if main_process:
+
+def resumed_checkpoint(cfg: MotionConfig, out: Path, device: torch.device) -> dict | None:
+    """With ``--resume``, the checkpoint continued (refused if saved with other data or network); else None."""
+    if not cfg.resume:
+        return None
+    ckpt = runs.load_checkpoint(out / CHECKPOINTS[0], map_location=device)
+    runs.check_resume(out / CHECKPOINTS[0], ckpt["config"], asdict(cfg), RESUME_KEYS)
+    return ckpt
+
+
+def prepare_data(cfg: MotionConfig, procs: Processes) -> Data:
+    """The datasets (simulated first by rank 0 when missing) and their loaders; this process's share of training."""
+    if procs.main:
         datasets = load_datasets(cfg)
-    if world > 1:
+    if procs.world > 1:
         dist.barrier()  # rank 0 may have simulated the data
-    if not main_process:
+    if not procs.main:
         datasets = load_datasets(cfg)
-    sampler = DistributedSampler(datasets["train"], world, rank, shuffle=cfg.shuffle, seed=cfg.seed, drop_last=True)
+    sampler = DistributedSampler(
+        datasets["train"], procs.world, procs.rank, shuffle=cfg.shuffle, seed=cfg.seed, drop_last=True
+    )
     train_loader = DataLoader(
-        datasets["train"], cfg.batch_size // world, sampler=sampler, collate_fn=pad_collate, drop_last=True
+        datasets["train"], cfg.batch_size // procs.world, sampler=sampler, collate_fn=pad_collate, drop_last=True
     )
     if len(train_loader) == 0:
         raise ValueError(f"the training set ({len(datasets['train'])} samples) is smaller than one batch")
@@ -318,102 +414,124 @@ def run(cfg: MotionConfig) -> dict[str, float]:
         eval_sets = {s: Subset(d, range(min(cfg.eval_limit, len(d)))) for s, d in eval_sets.items()}
     val_loader = DataLoader(eval_sets["val"], 256, collate_fn=pad_collate)
     test_loader = DataLoader(eval_sets["test"], 256, collate_fn=pad_collate)
+    return Data(datasets, sampler, train_loader, val_loader, test_loader, eval_sets["test"])
 
-    # --- model, optimiser, resume ------------------------------------------------------------------
-    model = build_model(cfg).to(device)
+
+def prepare_training(cfg: MotionConfig, procs: Processes, ckpt: dict | None) -> Training:
+    """The model and optimiser, from the resumed checkpoint if any; wrapped for DDP over several processes."""
+    model = build_model(cfg).to(procs.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start_epoch, best_val, step, history = 0, math.inf, 0, []
+    training = Training(model, optimizer, model)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        start_epoch, best_val, step, history = ckpt["epoch"] + 1, ckpt["best_val"], ckpt["step"], ckpt["history"]
-    train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    if cfg.model == "geotdm" and world > 1:
+        training.start_epoch, training.best_val = ckpt["epoch"] + 1, ckpt["best_val"]
+        training.step, training.history = ckpt["step"], ckpt["history"]
+    if procs.world > 1:
+        training.train_model = torch.nn.parallel.DistributedDataParallel(model)
+    if cfg.model == "geotdm" and procs.world > 1:
         # Diffusion steps and noise come from the global generator: give each process its own draws (the
         # weights were already broadcast from rank 0, so this does not change the initialisation).
-        torch.manual_seed(cfg.seed + rank + step)
-    writer = SummaryWriter(out / "tb", purge_step=step) if main_process else None
+        torch.manual_seed(cfg.seed + procs.rank + training.step)
+    return training
 
-    # --- training loop ---------------------------------------------------------------------------------
-    started, samples, batch_seconds = time.perf_counter(), 0, 0.0
-    for epoch in range(start_epoch, cfg.epochs):
-        if cfg.max_minutes and time.perf_counter() - started > 60 * cfg.max_minutes:
+
+def train_epoch(
+    cfg: MotionConfig, training: Training, data: Data, epoch: int, procs: Processes, writer: SummaryWriter | None
+) -> Tensor:
+    """One epoch (or its first ``epoch_batches`` batches) of optimiser steps; returns the last batch's loss."""
+    data.sampler.set_epoch(epoch)
+    training.train_model.train()
+    bar = tqdm(
+        data.train,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not (cfg.progress and procs.main),
+        leave=False,
+    )
+    for i, batch in enumerate(bar):
+        if cfg.epoch_batches and i >= cfg.epoch_batches:
             break
-        sampler.set_epoch(epoch)
-        train_model.train()
-        bar = tqdm(
-            train_loader,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not (cfg.progress and main_process),
-            leave=False,
-        )
-        for i, batch in enumerate(bar):
-            if cfg.epoch_batches and i >= cfg.epoch_batches:
-                break
-            t0 = time.perf_counter()
-            batch = {k: v.to(device) for k, v in batch.items()}
-            loss = training_loss(cfg, train_model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            samples += cfg.batch_size
-            batch_seconds += time.perf_counter() - t0
-            if main_process:
-                writer.add_scalar("losses/train", loss.item(), step)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-        if main_process:
-            val = evaluate(model, val_loader, device, cfg)
-            key = selection_key(cfg)
-            for k, v in val.items():
-                writer.add_scalar(f"val/{k}", v, step)
-            history.append(float(val[key]))
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "best_val": best_val,
-                "history": history,
-                "config": asdict(cfg),
-            }
-            if val[key] < best_val:
-                best_val = state["best_val"] = float(val[key])
-                runs.save_checkpoint(state, out / "best.pt")
-            runs.save_checkpoint(state, out / "last.pt")
-            if cfg.progress:
-                print(
-                    f"epoch {epoch + 1}: train loss {loss.item():.4f}, val {key} {val[key]:.4f} (best {best_val:.4f})"
-                )
+        t0 = time.perf_counter()
+        batch = {k: v.to(procs.device) for k, v in batch.items()}
+        loss = training_loss(cfg, training.train_model, batch)
+        training.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        training.optimizer.step()
+        training.step += 1
+        training.samples += cfg.batch_size
+        training.batch_seconds += time.perf_counter() - t0
+        if procs.main:
+            writer.add_scalar("losses/train", loss.item(), training.step)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    return loss
 
-    # --- test with the validation-selected checkpoint ----------------------------------------------
-    train_seconds = time.perf_counter() - started
-    result: dict[str, float] = {}
-    if main_process:
-        best = runs.load_checkpoint(out / "best.pt", map_location=device)
-        model.load_state_dict(best["model"])
-        result = evaluate(model, test_loader, device, cfg)
-        if cfg.model == "geotdm" and cfg.unconditional:
-            result.update(unconditional_scores(model, eval_sets["test"], cfg, device))
-        for k, v in result.items():
-            writer.add_scalar(f"test/{k}", v, step)
-        writer.close()
-        summary = {
-            "config": asdict(cfg),
-            "best_epoch": best["epoch"] + 1,
-            "best_val": best["best_val"],
-            "val_history": history,
-            "steps": step,
-            "test": result,
-            "train_seconds": train_seconds,
-            "train_samples_per_second": samples / max(batch_seconds, 1e-9),
-        }
-        runs.write_json(out / "summary.json", summary)
-        if cfg.model == "geotdm":
-            plot_geotdm(model, datasets["test"], out, cfg.unconditional, cfg.modes, cfg.sample_steps, device)
-        else:
-            plot_predictions(model, datasets["test"], device, out / "predictions.png", cfg)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+
+def validate_and_checkpoint(
+    cfg: MotionConfig,
+    training: Training,
+    val_loader: DataLoader,
+    epoch: int,
+    loss: Tensor,
+    device: torch.device,
+    out: Path,
+    writer: SummaryWriter,
+) -> None:
+    """Validate after an epoch; write ``last.pt``, and ``best.pt`` when the selection metric improved."""
+    val = evaluate(training.model, val_loader, device, cfg)
+    key = selection_key(cfg)
+    for k, v in val.items():
+        writer.add_scalar(f"val/{k}", v, training.step)
+    training.history.append(float(val[key]))
+    state = {
+        "model": training.model.state_dict(),
+        "optimizer": training.optimizer.state_dict(),
+        "epoch": epoch,
+        "step": training.step,
+        "best_val": training.best_val,
+        "history": training.history,
+        "config": asdict(cfg),
+    }
+    if val[key] < training.best_val:
+        training.best_val = state["best_val"] = float(val[key])
+        runs.save_checkpoint(state, out / "best.pt")
+    runs.save_checkpoint(state, out / "last.pt")
+    if cfg.progress:
+        best = training.best_val
+        print(f"epoch {epoch + 1}: train loss {loss.item():.4f}, val {key} {val[key]:.4f} (best {best:.4f})")
+
+
+def evaluate_best_and_report(
+    cfg: MotionConfig,
+    training: Training,
+    data: Data,
+    device: torch.device,
+    out: Path,
+    writer: SummaryWriter,
+    train_seconds: float,
+) -> dict[str, float]:
+    """Test the validation-selected checkpoint; write the TensorBoard scalars, ``summary.json`` and plots."""
+    model = training.model
+    best = runs.load_checkpoint(out / "best.pt", map_location=device)
+    model.load_state_dict(best["model"])
+    result = evaluate(model, data.test, device, cfg)
+    if cfg.model == "geotdm" and cfg.unconditional:
+        result.update(unconditional_scores(model, data.test_set, cfg, device))
+    for k, v in result.items():
+        writer.add_scalar(f"test/{k}", v, training.step)
+    writer.close()
+    summary = {
+        "config": asdict(cfg),
+        "best_epoch": best["epoch"] + 1,
+        "best_val": best["best_val"],
+        "val_history": training.history,
+        "steps": training.step,
+        "test": result,
+        "train_seconds": train_seconds,
+        "train_samples_per_second": training.samples / max(training.batch_seconds, 1e-9),
+    }
+    runs.write_json(out / "summary.json", summary)
+    if cfg.model == "geotdm":
+        plot_geotdm(model, data.datasets["test"], out, cfg.unconditional, cfg.modes, cfg.sample_steps, device)
+    else:
+        plot_predictions(model, data.datasets["test"], device, out / "predictions.png", cfg)
     return result
