@@ -12,6 +12,10 @@ best validation V2V; never chosen on test data), resume from ``last.pt``, ``summ
 Checkpoints hold tensors and plain data only and load with ``weights_only=True`` (:mod:`geomanip.runs`); a
 folder that already holds a run is refused unless resumed or overwritten.
 
+:func:`run` checks the options (:meth:`BodyConfig.validate`), then fits a file (:func:`fit_file`), evaluates a
+checkpoint (:func:`evaluate_checkpoint`) or trains (:func:`train`: setup, :func:`train_loop` of :func:`train_step`
+and :func:`validate_and_checkpoint`, then :func:`evaluate_best_and_report`).
+
 Metrics (:func:`evaluate`): ``v2v_cm`` (mean vertex-to-vertex distance, cm), ``joint_cm`` (mean joint
 distance, cm), ``part_acc`` (part-label accuracy of the kept points), ``orient_deg`` (mean angle of the
 global-orientation error), ``ms_per_body`` (inference wall-clock time) and ``cpu_ms_per_body`` (its CPU time).
@@ -22,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -38,14 +42,24 @@ from geomanip.motion.body.baselines import PointNetRegressor, fit_by_optimisatio
 from geomanip.motion.body.data import generate
 from geomanip.motion.body.model import BodyModel, load_body_model
 
-__all__ = ["BodyConfig", "build_model", "evaluate", "load_checkpoint", "load_points", "fit_file", "run"]
+__all__ = [
+    "BodyConfig",
+    "build_model",
+    "evaluate",
+    "evaluate_checkpoint",
+    "load_checkpoint",
+    "load_points",
+    "fit_file",
+    "run",
+    "train",
+]
 
 TEST_SPLITS = ("test", "test_orient", "test_pose")
 
 
 @dataclass
 class BodyConfig:
-    """Settings of a body-fitting run (each field is a ``train.py body`` option)."""
+    """Settings of a body-fitting run (each field is a ``train.py body`` option), checked by :meth:`validate`."""
 
     action: Literal["train", "evaluate", "fit"] = "train"
     """train (then evaluate on the test sets), evaluate a checkpoint, or fit a file with a checkpoint."""
@@ -106,6 +120,21 @@ class BodyConfig:
     """fit: a point cloud or mesh file (ply, obj, npz with a 'points' array), metres."""
     output: str | None = None
     """fit: where to write the fitted mesh (obj or ply); its parameters go next to it as .npz."""
+
+    def validate(self) -> None:
+        """Refuse unknown choices, an action without its files and sizes that cannot be (a ``ValueError``)."""
+        if self.action not in ("train", "evaluate", "fit"):
+            raise ValueError(f"unknown action {self.action!r}; available: train, evaluate, fit")
+        if self.model not in ("arteq", "pointnet"):
+            raise ValueError(f"unknown body model {self.model!r}; available: arteq, pointnet")
+        if self.action == "fit" and not (self.checkpoint and self.input and self.output):
+            raise ValueError("--action fit needs --checkpoint, --input and --output")
+        if self.action == "evaluate" and not self.checkpoint:
+            raise ValueError("--action evaluate needs --checkpoint")
+        if self.refine_steps < 0:
+            raise ValueError(f"--refine-steps must be 0 or positive, got {self.refine_steps}")
+        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
+            raise ValueError("--steps, --batch-size and --eval-every must be positive")
 
 
 def build_model(cfg: BodyConfig, body: BodyModel) -> nn.Module:
@@ -266,41 +295,82 @@ def _test_sets(cfg: BodyConfig, body: BodyModel) -> dict[str, dict[str, Tensor]]
     }
 
 
+@dataclass
+class Training:
+    """The network being trained, its optimiser and schedule, and the counters a checkpoint saves."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    step: int = 0
+    best_val: float = math.inf
+    history: list[dict] = field(default_factory=list)
+
+
 def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
     """Run ``cfg.action``; returns metrics per test set (train, evaluate) or fit statistics (fit)."""
+    cfg.validate()
     device = runs.resolve_device(cfg.device)
     if cfg.action == "fit":
-        if not (cfg.checkpoint and cfg.input and cfg.output):
-            raise ValueError("--action fit needs --checkpoint, --input and --output")
         return {"fit": fit_file(cfg.checkpoint, cfg.input, cfg.output, str(device), cfg.refine_steps)}
     if cfg.action == "evaluate":
-        if not cfg.checkpoint:
-            raise ValueError("--action evaluate needs --checkpoint")
-        model, train_cfg = load_checkpoint(cfg.checkpoint, device)
-        tests = _test_sets(cfg, model.body)
-        fit = fitter(model, cfg.refine_steps)
-        return {s: evaluate(fit, d, device=device) for s, d in tests.items()}
+        return evaluate_checkpoint(cfg, device)
+    return train(cfg, device)
 
-    # --- setup ---------------------------------------------------------------------------------------
-    start = None
-    if cfg.init and not cfg.resume:  # read before --overwrite may delete it (it can be in the output folder)
-        start, start_cfg = load_checkpoint(cfg.init, device)
-        if start_cfg.model != cfg.model:
-            raise ValueError(f"--init: {cfg.init} is a {start_cfg.model} network, not {cfg.model}")
+
+def evaluate_checkpoint(cfg: BodyConfig, device: torch.device) -> dict[str, dict[str, float]]:
+    """Metrics of ``cfg.checkpoint`` (with ``cfg.refine_steps``) on each test set."""
+    model, _ = load_checkpoint(cfg.checkpoint, device)
+    tests = _test_sets(cfg, model.body)
+    fit = fitter(model, cfg.refine_steps)
+    return {s: evaluate(fit, d, device=device) for s, d in tests.items()}
+
+
+def train(cfg: BodyConfig, device: torch.device) -> dict[str, dict[str, float]]:
+    """Train, select on validation, test; returns the metrics per test set."""
+    start = init_model(cfg, device)  # read before --overwrite may delete it (it can be in the output folder)
     out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, CHECKPOINTS, OUTPUTS)
-    ckpt = None
-    if cfg.resume:
-        ckpt = runs.load_checkpoint(out / CHECKPOINTS[0], map_location=device)
-        saved = {"refine": False, **ckpt["config"]}  # written before the refinement existed: none
-        runs.check_resume(out / CHECKPOINTS[0], saved, asdict(cfg), RESUME_KEYS)
+    ckpt = resumed_checkpoint(cfg, out, device)
     torch.manual_seed(cfg.seed)
     body = load_body_model(cfg.body_model)
+    training = prepare_training(cfg, body, device, start, ckpt)
+    val = generate(body, cfg.val_size, "test", seed=1, num_points=cfg.cloud_points, noise=cfg.noise)
+    writer = SummaryWriter(out / "tb", purge_step=training.step)
+    print(f"{cfg.model}: {_parameters(training.model):,} parameters; body model {body.source}")
+    train_seconds = train_loop(cfg, training, body, val, device, out, writer)
+    return evaluate_best_and_report(cfg, training, body, device, out, writer, train_seconds)
+
+
+def init_model(cfg: BodyConfig, device: torch.device) -> nn.Module | None:
+    """The network of ``--init`` (a fresh run only), refused if it is another model; else None."""
+    if not cfg.init or cfg.resume:
+        return None
+    start, start_cfg = load_checkpoint(cfg.init, device)
+    if start_cfg.model != cfg.model:
+        raise ValueError(f"--init: {cfg.init} is a {start_cfg.model} network, not {cfg.model}")
+    return start
+
+
+def resumed_checkpoint(cfg: BodyConfig, out: Path, device: torch.device) -> dict | None:
+    """With ``--resume``, the checkpoint continued (refused if saved with another network); else None."""
+    if not cfg.resume:
+        return None
+    ckpt = runs.load_checkpoint(out / CHECKPOINTS[0], map_location=device)
+    saved = {"refine": False, **ckpt["config"]}  # written before the refinement existed: none
+    runs.check_resume(out / CHECKPOINTS[0], saved, asdict(cfg), RESUME_KEYS)
+    return ckpt
+
+
+def prepare_training(
+    cfg: BodyConfig, body: BodyModel, device: torch.device, start: nn.Module | None, ckpt: dict | None
+) -> Training:
+    """The network, Adam and its cosine schedule; from ``--init`` weights or the resumed checkpoint if given."""
     model = build_model(cfg, body).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / max(cfg.steps, 1), 1.0)))
     )
-    step, best_val, history = 0, math.inf, []
+    training = Training(model, optimizer, schedule)
     if start is not None:
         missing = set(model.state_dict()) - set(start.state_dict())
         try:
@@ -312,73 +382,122 @@ def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["schedule"])
-        step, best_val, history = ckpt["step"], ckpt["best_val"], ckpt["history"]
-    val = generate(body, cfg.val_size, "test", seed=1, num_points=cfg.cloud_points, noise=cfg.noise)
-    writer = SummaryWriter(out / "tb", purge_step=step)
-    print(f"{cfg.model}: {sum(p.numel() for p in model.parameters()):,} parameters; body model {body.source}")
+        training.step, training.best_val, training.history = ckpt["step"], ckpt["best_val"], ckpt["history"]
+    return training
 
-    # --- training loop ---------------------------------------------------------------------------------
+
+def train_loop(
+    cfg: BodyConfig,
+    training: Training,
+    body: BodyModel,
+    val: dict[str, Tensor],
+    device: torch.device,
+    out: Path,
+    writer: SummaryWriter,
+) -> float:
+    """Steps up to ``cfg.steps``, validating and checkpointing every ``eval_every``; returns the seconds taken.
+
+    With ``max_minutes``, stops at the first validation after that budget.
+    """
     started = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=not cfg.progress)
-    while step < cfg.steps:
-        model.train()
-        # A fresh batch per step from its own seed, so a resumed run sees the same data.
-        batch = generate(body, cfg.batch_size, "train", seed=10_000 + 1_000_000 * cfg.seed + step,
-                         num_points=cfg.cloud_points, noise=cfg.noise)  # fmt: skip
-        batch = {k: v.to(device) for k, v in batch.items()}
-        pred = model(batch["points"])
-        loss, terms = arteq_loss(pred, batch, model.body)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
-        schedule.step()
-        step += 1
-        writer.add_scalar("losses/total", loss.item(), step)
+    bar = tqdm(total=cfg.steps, initial=training.step, desc=f"train {cfg.model}", disable=not cfg.progress)
+    while training.step < cfg.steps:
+        loss, terms = train_step(cfg, training, body, device)
+        writer.add_scalar("losses/total", loss, training.step)
         for k, v in terms.items():
-            writer.add_scalar(f"losses/{k}", v, step)
+            writer.add_scalar(f"losses/{k}", v, training.step)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", v2v_cm=f"{100 * terms['vertices']:.1f}")
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            metrics = evaluate(model.fit, val, device=device)
-            for k, v in metrics.items():
-                writer.add_scalar(f"val/{k}", v, step)
-            history.append({"step": step, "loss": loss.item(), **metrics})
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "step": step,
-                "best_val": best_val,
-                "history": history,
-                "config": asdict(cfg),
-            }
-            if metrics["v2v_cm"] < best_val:
-                best_val = state["best_val"] = metrics["v2v_cm"]
-                runs.save_checkpoint(state, out / "best.pt")
-            runs.save_checkpoint(state, out / "last.pt")
-            bar.write(f"step {step}: loss {loss.item():.3f}, val v2v {metrics['v2v_cm']:.2f} cm (best {best_val:.2f})")
+        bar.set_postfix(loss=f"{loss:.3f}", v2v_cm=f"{100 * terms['vertices']:.1f}")
+        if training.step % cfg.eval_every == 0 or training.step == cfg.steps:
+            v2v = validate_and_checkpoint(cfg, training, val, loss, device, out, writer)
+            bar.write(f"step {training.step}: loss {loss:.3f}, val v2v {v2v:.2f} cm (best {training.best_val:.2f})")
             if cfg.max_minutes and time.perf_counter() - started > 60 * cfg.max_minutes:
                 break
     bar.close()
-    train_seconds = time.perf_counter() - started
+    return time.perf_counter() - started
 
-    # --- test with the validation-selected checkpoint ----------------------------------------------
+
+def train_step(
+    cfg: BodyConfig, training: Training, body: BodyModel, device: torch.device
+) -> tuple[float, dict[str, float]]:
+    """One optimiser step on a freshly generated batch; returns the loss and its terms."""
+    model = training.model
+    model.train()
+    # A fresh batch per step from its own seed, so a resumed run sees the same data.
+    batch = generate(body, cfg.batch_size, "train", seed=10_000 + 1_000_000 * cfg.seed + training.step,
+                     num_points=cfg.cloud_points, noise=cfg.noise)  # fmt: skip
+    batch = {k: v.to(device) for k, v in batch.items()}
+    pred = model(batch["points"])
+    loss, terms = arteq_loss(pred, batch, model.body)
+    training.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    training.optimizer.step()
+    training.schedule.step()
+    training.step += 1
+    return loss.item(), terms
+
+
+def validate_and_checkpoint(
+    cfg: BodyConfig,
+    training: Training,
+    val: dict[str, Tensor],
+    loss: float,
+    device: torch.device,
+    out: Path,
+    writer: SummaryWriter,
+) -> float:
+    """Validate; write ``last.pt``, and ``best.pt`` when the validation V2V improved; returns that V2V (cm)."""
+    metrics = evaluate(training.model.fit, val, device=device)
+    for k, v in metrics.items():
+        writer.add_scalar(f"val/{k}", v, training.step)
+    training.history.append({"step": training.step, "loss": loss, **metrics})
+    state = {
+        "model": training.model.state_dict(),
+        "optimizer": training.optimizer.state_dict(),
+        "schedule": training.schedule.state_dict(),
+        "step": training.step,
+        "best_val": training.best_val,
+        "history": training.history,
+        "config": asdict(cfg),
+    }
+    if metrics["v2v_cm"] < training.best_val:
+        training.best_val = state["best_val"] = metrics["v2v_cm"]
+        runs.save_checkpoint(state, out / "best.pt")
+    runs.save_checkpoint(state, out / "last.pt")
+    return metrics["v2v_cm"]
+
+
+def evaluate_best_and_report(
+    cfg: BodyConfig,
+    training: Training,
+    body: BodyModel,
+    device: torch.device,
+    out: Path,
+    writer: SummaryWriter,
+    train_seconds: float,
+) -> dict[str, dict[str, float]]:
+    """Test the validation-selected checkpoint on each test set; write the TensorBoard scalars and summary.json."""
+    model = training.model
     best = runs.load_checkpoint(out / "best.pt", map_location=device)
     model.load_state_dict(best["model"])
     results = {s: evaluate(model.fit, d, device=device) for s, d in _test_sets(cfg, body).items()}
     for s, metrics in results.items():
         for k, v in metrics.items():
-            writer.add_scalar(f"{s}/{k}", v, step)
+            writer.add_scalar(f"{s}/{k}", v, training.step)
     writer.close()
     summary = {
         "config": asdict(cfg),
         "best_step": best["step"],
         "best_val_v2v_cm": best["best_val"],
-        "history": history,
+        "history": training.history,
         "test": results,
         "train_seconds": train_seconds,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": _parameters(model),
     }
     runs.write_json(out / "summary.json", summary)
     return results
+
+
+def _parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
