@@ -125,6 +125,19 @@ class RLConfig:
     progress: bool = True
     """Show a progress bar."""
 
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first option that is not valid."""
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; available: {', '.join(TASKS)}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; available: {', '.join(POLICIES)}")
+        if self.algo not in ALGORITHMS:
+            raise ValueError(f"unknown algo {self.algo!r}; available: {', '.join(ALGORITHMS)}")
+        if self.total_steps < 1 or self.n_envs < 1 or self.eval_every < 1:
+            raise ValueError("total_steps, n_envs and eval_every must be positive")
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (PyTorch's default) or positive, got {self.threads}")
+
 
 def task_settings(task: str, policy: str) -> dict[str, Any]:
     """The tuned settings of ``task`` for ``policy``: the ``[all]`` table of ``policies/settings/<task>.toml``,
@@ -176,19 +189,6 @@ def variant_sets(task: str) -> dict[str, dict]:
     if task == "ClothHanging-v0":
         return {"train": {"holes": "train"}, "unseen": {"holes": "held_out"}}
     return {"train": {}}
-
-
-def check_config(cfg: RLConfig) -> None:
-    if cfg.task not in TASKS:
-        raise ValueError(f"unknown task {cfg.task!r}; available: {', '.join(TASKS)}")
-    if cfg.policy not in POLICIES:
-        raise ValueError(f"unknown policy {cfg.policy!r}; available: {', '.join(POLICIES)}")
-    if cfg.algo not in ALGORITHMS:
-        raise ValueError(f"unknown algo {cfg.algo!r}; available: {', '.join(ALGORITHMS)}")
-    if cfg.total_steps < 1 or cfg.n_envs < 1 or cfg.eval_every < 1:
-        raise ValueError("total_steps, n_envs and eval_every must be positive")
-    if cfg.threads < 0:
-        raise ValueError(f"threads must be 0 (PyTorch's default) or positive, got {cfg.threads}")
 
 
 def network_kwargs(cfg: RLConfig) -> dict[str, int]:
@@ -318,7 +318,7 @@ def plot_learning_curve(history: list[dict], random_metrics: dict[str, float], p
 
 def run(cfg: RLConfig) -> dict:
     """Train with PPO or TRPL, evaluating and checkpointing periodically; returns the summary."""
-    check_config(cfg)
+    cfg.validate()
     device = runs.resolve_device(cfg.device)
     out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, (CHECKPOINT,), OUTPUTS)
     last = out / CHECKPOINT
