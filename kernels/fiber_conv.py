@@ -107,6 +107,11 @@ class FiberConv(nn.Module):
         # tensor, a synchronisation on CUDA, on every call.
         self._needs_calibration = self.calibrate
 
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether the next forward call will calibrate the kernels (``calibrate=True`` and not yet done)."""
+        return self._needs_calibration
+
     def _check(
         self,
         f_src: Tensor,

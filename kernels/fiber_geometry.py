@@ -34,6 +34,7 @@ __all__ = [
     "offset_invariants",
     "orientation_invariants",
     "polynomial_features",
+    "polynomial_rows_",
     "num_polynomial_features",
 ]
 
@@ -173,3 +174,32 @@ def polynomial_features(x: Tensor, degree: int) -> Tensor:
         prev_idx = idx
         terms.append(prev)
     return torch.cat(terms, -1)
+
+
+def polynomial_rows_(rows: Tensor, num_inputs: int, degree: int) -> Tensor:
+    """:func:`polynomial_features` in place, one feature per row: fills ``rows[k:P]`` from ``rows[:k]``.
+
+    ``rows [R >= P, ...]`` holds the ``k = num_inputs`` inputs in its first rows; rows ``k`` to ``P - 1`` (``P =
+    num_polynomial_features(k, degree)``) receive the monomials of degree 2 to ``degree``, in
+    :func:`polynomial_features`' order, so ``rows[:P]`` is ``polynomial_features(x, degree)`` moved to the front
+    axis. Rows past ``P`` are left alone (a caller can keep a row of ones there). Each degree takes ``k``
+    products of contiguous row blocks (the monomials of degree ``d`` that start with input ``i`` are input ``i``
+    times the monomials of degree ``d - 1`` that start with an input no smaller), instead of gathers along a
+    short last axis and a concatenation. No autograd: for inputs that need no gradient (functions of the data).
+    """
+    if degree < 1:
+        raise ValueError(f"degree must be at least 1, got {degree}")
+    total = num_polynomial_features(num_inputs, degree)
+    if rows.size(0) < total:
+        raise ValueError(f"rows must have at least {total} rows for {num_inputs} inputs and degree {degree}")
+    prev_start, prev_first, row = 0, list(range(num_inputs)), num_inputs
+    for _ in range(1, degree):
+        start, first = row, []
+        for i in range(num_inputs):
+            s = next(j for j, v in enumerate(prev_first) if v >= i)  # prev_first is non-decreasing
+            count = len(prev_first) - s
+            torch.mul(rows[i : i + 1], rows[prev_start + s : prev_start + len(prev_first)], out=rows[row : row + count])
+            first += [i] * count
+            row += count
+        prev_start, prev_first = start, first
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from geomanip.kernels.fiber_geometry import num_polynomial_features, polynomial_features
@@ -54,3 +55,21 @@ class PolynomialBasis(nn.Module):
                 f"got shape {list(invariants.shape)}"
             )
         return self.mlp(polynomial_features(invariants, self.degree))
+
+    def forward_rows(self, features: Tensor) -> Tensor:
+        """The basis from polynomial features laid out one feature per row: ``[P + 1, N] -> [basis_dim, N]``.
+
+        ``features`` holds :func:`~geomanip.kernels.polynomial_features` transposed (row ``m`` is monomial ``m``
+        of every input) and a last row of ones, which carries the first layer's bias into its matrix product.
+        The result is :meth:`forward`'s, transposed. For many inputs of few invariants this layout is the cheap
+        one: a caller can write each monomial as a contiguous row, and the skinny matrix products read and
+        write rows instead of short strided columns.
+        """
+        first, act1, second, act2 = self.mlp
+        if features.dim() != 2 or features.size(0) != first.in_features + 1:
+            raise ValueError(
+                f"PolynomialBasis.forward_rows: expected [{first.in_features + 1}, N] features (monomials and a row "
+                f"of ones), got shape {list(features.shape)}"
+            )
+        h = act1(torch.cat([first.weight, first.bias[:, None]], 1) @ features)
+        return act2(torch.addmm(second.bias[:, None], second.weight, h))

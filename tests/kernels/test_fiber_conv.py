@@ -11,6 +11,7 @@ from geomanip.kernels import (
     fibonacci_sphere,
     lift_vectors,
     orientation_invariants,
+    polynomial_features,
     readout_scalars,
     readout_vectors,
     rotation_2d,
@@ -192,3 +193,25 @@ def test_bad_inputs_raise(kw, match):
 def test_polynomial_basis_checks_its_input():
     with pytest.raises(ValueError, match="expected 2 invariants"):
         PolynomialBasis(2, 8)(torch.randn(3, 1))
+
+
+def test_needs_calibration_follows_the_first_call_and_loading():
+    conv = FiberConv(C, C, B, calibrate=True).double()
+    assert conv.needs_calibration and not FiberConv(C, C, B).needs_calibration
+    ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    conv(torch.randn(4, 4, C, dtype=torch.float64), ei, torch.rand(4, 4, B).double(), torch.rand(4, 4, B).double())
+    assert not conv.needs_calibration
+    fresh = FiberConv(C, C, B, calibrate=True).double()
+    fresh.load_state_dict(conv.state_dict())
+    assert not fresh.needs_calibration
+
+
+def test_polynomial_basis_forward_rows_is_forward_transposed():
+    torch.manual_seed(0)
+    basis = PolynomialBasis(3, B, degree=3).double()
+    x = torch.randn(5, 6, 3, dtype=torch.float64)
+    features = polynomial_features(x, 3).permute(2, 0, 1).reshape(-1, 30)
+    rows = torch.cat([features, torch.ones(1, 30, dtype=torch.float64)])
+    assert_close(basis.forward_rows(rows), basis(x).permute(2, 0, 1).reshape(B, 30), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"expected \[20, N\] features"):
+        basis.forward_rows(features)

@@ -10,6 +10,7 @@ from geomanip.kernels import (
     lift_vectors,
     orientation_invariants,
     polynomial_features,
+    polynomial_rows_,
     readout_scalars,
     readout_vectors,
     spatial_invariants,
@@ -35,6 +36,21 @@ def test_polynomial_features_order_and_count():
     assert polynomial_features(torch.randn(4, 5, 1), 3).shape == (4, 5, 3)
     with pytest.raises(ValueError, match="degree"):
         polynomial_features(x, 0)
+
+
+@pytest.mark.parametrize("num_inputs", [1, 2, 3, 4])
+@pytest.mark.parametrize("degree", [1, 2, 3, 4])
+def test_polynomial_rows_are_the_features_one_per_row(num_inputs, degree):
+    x = torch.randn(5, 7, num_inputs, dtype=torch.float64)
+    P = num_polynomial_features(num_inputs, degree)
+    rows = torch.full((P + 1, 5, 7), 2.0, dtype=torch.float64)
+    rows[:num_inputs] = x.permute(2, 0, 1)
+    assert polynomial_rows_(rows, num_inputs, degree) is rows
+    assert_close(rows[:P], polynomial_features(x, degree).permute(2, 0, 1), rtol=1e-14)
+    assert (rows[P] == 2.0).all()  # rows past the monomials are left alone
+    if P > num_inputs:
+        with pytest.raises(ValueError, match="must have at least"):
+            polynomial_rows_(rows[: P - 1], num_inputs, degree)
 
 
 def test_lifting_and_readout():
