@@ -8,7 +8,10 @@ import torch
 from stable_baselines3 import PPO
 
 from geomanip import envs  # noqa: F401  (registers the environments)
+from geomanip.kernels import lift_vectors, orientation_invariants, readout_scalars, readout_vectors
 from geomanip.policies import GraphLayout, HEPiNetwork, TransformerNetwork, make_policy
+from geomanip.policies.graph_obs import batch_edges, node_vectors
+from geomanip.policies.hepi import edge_invariants
 from tests.geometry import assert_close
 
 
@@ -163,3 +166,106 @@ def test_yaw_rate_can_tell_a_scene_from_its_mirror_image(heterogeneous):
     yaw = net(obs)[0][:, -1]
     yaw_mirrored = net({k: v @ mirror for k, v in obs.items()})[0][:, -1]
     assert (yaw_mirrored - yaw).abs().max() > 1e-2 * yaw.abs().max()
+
+
+def _reference_hepi(net, obs):
+    # HEPi written directly on the batched edge list with the kernels' FiberConv and HeteroConv (gather and
+    # scatter per edge), as the network was before its dense formulation; same modules, same weights.
+    lay, merged = net.layout, ("node", "edge", "node")
+    pos_a = obs[f"{lay.actuator}_pos"]
+    B, device = pos_a.shape[0], pos_a.device
+    grid = net.grid.to(device, pos_a.dtype)
+    pos, f = {}, {}
+    for t in lay.node_counts:
+        p, v = node_vectors(obs, lay, t)
+        pos[t] = p
+        f[t] = net.embed[t](lift_vectors(v, grid)) + net.type_embedding[t]
+    edges = {
+        et: batch_edges(idx, lay.node_counts[et[0]], lay.node_counts[et[2]], B, device) for et, idx in lay.edges.items()
+    }
+    order = list(lay.node_counts)
+    if not net.heterogeneous:
+        start = {t: sum(lay.node_counts[u] * B for u in order[: order.index(t)]) for t in order}
+        shifted = [ei + torch.tensor([[start[s]], [start[d]]]) for (s, _, d), ei in edges.items()]
+        edges = {merged: torch.cat(shifted, 1)}
+        pos = {"node": torch.cat([pos[t] for t in order])}
+        f = {"node": torch.cat([f[t] for t in order])}
+    fiber = net.fiber_basis(orientation_invariants(grid))
+    bases = {}
+    for et, ei in edges.items():
+        invariants = torch.asinh(edge_invariants(pos[et[0]], pos[et[2]], ei, grid) / net.length_scale)
+        bases[et] = {"spatial_basis": net.spatial_basis["__".join(et)](invariants)}
+    for k, (conv, update) in enumerate(zip(net.convs, net.updates, strict=True)):
+        step = net.steps[k % len(net.steps)]
+        nodes = {t: {"f": f[t]} for t in {et[0] for et in step} | {et[2] for et in step}}
+        out = conv(nodes, {et: edges[et] for et in step}, {et: bases[et] for et in step}, fiber_basis=fiber)
+        for t, u in out.items():
+            f[t] = f[t] + update[t](u)
+    if not net.heterogeneous:
+        f = dict(zip(order, torch.split(f["node"], [lay.node_counts[t] * B for t in order]), strict=True))
+    fa = f[lay.actuator]
+    vec = 3.0 * readout_vectors(net.head_vector(fa), grid)[:, 0]
+    scal = readout_scalars(net.head_scalar(fa))
+    linear = (vec * scal[:, :1])[:, : lay.linear_dims]
+    mean = (torch.cat([linear, scal[:, 1:]], 1) if lay.yaw else linear).reshape(B, -1)
+    pooled = sum(net.critic_node(readout_scalars(f[t])).reshape(B, -1, net.hidden).sum(1) for t in f)
+    return mean, net.critic_out(pooled)
+
+
+@pytest.mark.parametrize("env_id", ["RigidInsertion-v0", "RigidInsertionTwoAgents-v0", "RopeClosing-v0"])
+@pytest.mark.parametrize("heterogeneous", [True, False])
+def test_dense_hepi_matches_the_edge_list_formulation(env_id, heterogeneous):
+    # The network runs on dense per-type tensors (fixed graph, averaged by reshapes or a fixed matrix, the two
+    # mixing steps as one matrix); it must compute what FiberConv and HeteroConv compute on the edge list.
+    layout, obs = _obs(env_id, batch=4)
+    torch.manual_seed(0)
+    net = HEPiNetwork(layout, hidden=16, basis_dim=8, longitudes=4, layers=2, heterogeneous=heterogeneous).double()
+    first = net(obs)  # calibrates its convolutions (through their own forward)
+    for a, b in zip(first, _reference_hepi(net, obs), strict=True):
+        assert_close(a, b, rtol=1e-12)
+    mean, latent = net(obs)
+    ref_mean, ref_latent = _reference_hepi(net, obs)
+    assert_close(mean, ref_mean, rtol=1e-12)
+    assert_close(latent, ref_latent, rtol=1e-12)
+    assert_close(net.forward_actor(obs), ref_mean, rtol=1e-12)
+    assert_close(net.forward_critic(obs), ref_latent, rtol=1e-12)
+    # Gradients flow to the same parameters.
+    (mean.sum() + latent.sum()).backward()
+    grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+    net.zero_grad()
+    sum(x.sum() for x in _reference_hepi(net, obs)).backward()
+    ref_grads = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
+    assert grads.keys() == ref_grads.keys()
+    for name in grads:
+        assert_close(grads[name], ref_grads[name], rtol=1e-10)
+
+
+def test_cached_weights_follow_parameter_updates():
+    # Without gradients (rollouts, evaluation) the parameter-derived matrices are cached; an optimizer step or a
+    # loaded state dict writes the parameters in place and must invalidate them.
+    layout, obs = _obs("RigidInsertion-v0", batch=2)
+    torch.manual_seed(0)
+    net = HEPiNetwork(layout, hidden=8, basis_dim=8, longitudes=4).double()
+    net(obs)  # calibrates
+    with torch.no_grad():
+        before = net.forward_actor(obs)
+        assert_close(net.forward_actor(obs), before, rtol=0)
+        for p in net.parameters():
+            p.mul_(1.1)
+        after = net.forward_actor(obs)
+    assert (after - before).abs().max() > 1e-6
+    assert_close(after, net.forward_actor(obs), rtol=1e-12)  # with gradients: recomputed from the parameters
+    assert_close(after, _reference_hepi(net, obs)[0], rtol=1e-12)
+
+
+def test_edge_features_are_differentiable_in_the_positions():
+    # Observations that need a gradient take the out-of-place path; both paths compute the same network.
+    layout, obs = _obs("RigidInsertion-v0", batch=2)
+    torch.manual_seed(0)
+    net = HEPiNetwork(layout, hidden=8, basis_dim=8, longitudes=4).double()
+    mean = net.forward_actor(obs)
+    pos = obs["object_pos"].clone().requires_grad_(True)
+    mean_grad = net.forward_actor({**obs, "object_pos": pos})
+    assert_close(mean_grad, mean, rtol=1e-12)
+    mean_grad.sum().backward()
+    assert pos.grad is not None and pos.grad.abs().max() > 0
