@@ -70,10 +70,20 @@ class RopeShapingEnv(RopeTaskEnv):
 
     **Reward** (``E = E_turning + E_axis + E_distance``, the mean squared descriptor differences between the
     links and the W, reported in ``info["error_*"]``; ``k = final_weight`` in the last ``final_steps`` steps
-    and 1 before; ``Δa``: action change):
+    and ``running_weight`` before; ``Δa``: action change):
 
     - ``shape``: ``-shape_weight k E``;
+    - ``progress``: ``progress_weight (E_{t-1} - E_t)``, how much closer to the W this step brought the rope;
     - ``action_rate``: ``-action_rate_weight |Δa|^2``.
+
+    Why the shape error counts in the final steps and by its change before (``running_weight=0``; with
+    ``running_weight=1, progress_weight=0`` the reward is the first version's ``-E`` at every step): the
+    straight start is closer to the W than most of the way to it. Bending an end back, which every way to a
+    W starts with, raises ``E`` well above the start's and keeps it there for most of the episode (so does
+    the scripted controller, before its ``E`` falls below the success threshold), so a per-step ``-E`` ranks
+    lying still above making the W (tested). ``progress`` is potential-based: over an episode it
+    sums to ``progress_weight (E_0 - E_T)``, the same for every path to the same end shape (``E_0`` is the
+    straight start's, the same in every episode), and it credits each step's improvement at once.
 
     **Start** (the benchmark's sampling): a straight rope centred at the origin at an angle drawn from
     ``[-pi/2, -pi/4] ∪ [pi/4, pi/2]``; target yaw ``U(-pi/2, pi/2)``.
@@ -88,9 +98,11 @@ class RopeShapingEnv(RopeTaskEnv):
     **Episode end**: the time limit; an unstable physics step ends it early (``info["unstable"]``).
 
     **Deviations from the benchmark**: as :class:`~geomanip.envs.rope_closing.RopeClosingEnv`, with 20 N servos (the
-    rope is twice as long and heavy); the W's analytic form is ours (the benchmark's curve is not published).
+    rope is twice as long and heavy); the W's analytic form and so the reward are ours (the benchmark's curve
+    is not published).
 
-    **Version history**: v0, first version.
+    **Version history**: v0, first version; before any learning result, ``-E`` at every step became
+    ``progress`` (see the reward).
     """
 
     num_links = 80
@@ -105,15 +117,19 @@ class RopeShapingEnv(RopeTaskEnv):
         shape_weight: float = 1.0,
         final_weight: float = 5.0,
         final_steps: int = 10,
+        running_weight: float = 0.0,
+        progress_weight: float = 50.0,
         action_rate_weight: float = 1e-4,
         success_error: float = 0.35,
         **kwargs: Any,
     ) -> None:
         super().__init__(horizon=horizon, linear_scale=linear_scale, **kwargs)
         self.shape_weight, self.final_weight, self.final_steps = shape_weight, final_weight, final_steps
+        self.running_weight, self.progress_weight = running_weight, progress_weight
         self.action_rate_weight, self.success_error = action_rate_weight, success_error
         self.w_local = w_curve(self.rope_length, self.num_links)
         self.target_yaw = 0.0
+        self._errors: dict[str, float] = {}
 
     def _task_xml(self, variant: Any) -> str:
         bodies, flex = self.rope_xml()
@@ -141,14 +157,17 @@ class RopeShapingEnv(RopeTaskEnv):
         self.target_dir = np.column_stack([tangent, np.zeros(len(pts))])
 
     def _compute_errors(self) -> None:
+        # The error before this step, for the progress term (at reset: the last episode's, never used).
+        self._shape_before = self._errors.get("shape", 0.0)
         e = shape_error(self.link_pos[:, :2], self.target_pos[:, :2], self.rope_length)
         e["shape"] = e["turning"] + e["axis"] + e["distance"]
         self._errors = e
 
     def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        k = self.final_weight if self._final_steps(self.final_steps) else 1.0
+        k = self.final_weight if self._final_steps(self.final_steps) else self.running_weight
         terms = {
             "shape": -self.shape_weight * k * self._errors["shape"],
+            "progress": self.progress_weight * (self._shape_before - self._errors["shape"]),
             "action_rate": -self.action_rate_weight * self._action_rate(action),
         }
         return float(sum(terms.values())), terms

@@ -126,6 +126,14 @@ def test_reward_terms_follow_their_formulas():
     centre = np.linalg.norm(env.hanger_pos[:2] - env.link_pos[:, :2].mean(axis=0))
     assert info["reward_centre"] == pytest.approx(-0.5 * centre)
     assert info["reward_action_rate"] == 0.0
+    # The first step's closing term compares with the straight start, whose ends are a rope length apart.
+    assert info["reward_closing"] == pytest.approx(env.closing_weight * (env.rope_length - info["error_ends"]))
+    shaping = RopeShapingEnv(final_steps=200, shape_weight=2.0, final_weight=3.0)
+    shaping.reset(seed=0)
+    start = shaping.errors()["shape"]
+    _, _, _, _, info = shaping.step(np.array([1.0, 0.0, 0.0, 0.0]))
+    assert info["reward_shape"] == pytest.approx(-6.0 * info["error_shape"])
+    assert info["reward_progress"] == pytest.approx(shaping.progress_weight * (start - info["error_shape"]))
     cloth = ClothHangingEnv(distance_weight=2.0, final_steps=1)
     cloth.reset(seed=0)
     _, _, _, _, info = cloth.step(np.zeros(12))
@@ -335,6 +343,78 @@ def test_scripted_rope_closing():
         info = run_scripted(env, seed)
         assert info["is_success"], info
         assert abs(info["error_winding"]) > 0.9  # the hanger really is inside the loop
+
+
+def episode_terms(env, seed, policy):
+    """Sums of an episode's ``info["reward_<term>"]`` under ``policy(env)``, and its last info."""
+    env.reset(seed=seed)
+    sums: dict[str, float] = {}
+    for _ in range(env.horizon):
+        _, reward, _, _, info = env.step(policy(env))
+        terms = {k: v for k, v in info.items() if k.startswith("reward_")}
+        assert reward == pytest.approx(sum(terms.values()))
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v
+    return sums, info
+
+
+def test_rope_closing_closing_term_is_the_change_of_the_ends_distance():
+    # Potential-based: an episode's closing terms add up to how much closer the ends ended than at the start,
+    # whatever the path: the scripted controller's ends meet (about a full rope length), lying still earns 0,
+    # and a pull that moves the ends apart is paid for.
+    env = RopeClosingEnv()
+    sums, info = episode_terms(env, 0, scripted_deformable_action)
+    assert sums["reward_closing"] == pytest.approx(env.closing_weight * (env.rope_length - info["error_ends"]))
+    assert sums["reward_closing"] > 0.95 * env.closing_weight * env.rope_length
+    sums, _ = episode_terms(env, 0, lambda e: np.zeros(4))
+    assert sums["reward_closing"] == pytest.approx(0.0, abs=1e-3)  # the rope settles a little
+    # Gripper 0 towards gripper 1 and back: paid while the gap closes, charged while it opens.
+    env.reset(seed=0)
+    towards = env.gripper_pos[1, :2] - env.gripper_pos[0, :2]
+    towards /= np.linalg.norm(towards)
+    for sign in (1.0, -1.0):
+        gaps, paid = [env.errors()["ends"]], 0.0
+        for _ in range(15):
+            _, _, _, _, info = env.step(np.array([*(0.3 * sign * towards), 0.0, 0.0]))
+            gaps.append(info["error_ends"])
+            paid += info["reward_closing"]
+        assert sign * (gaps[0] - gaps[-1]) > 0.1
+        assert paid == pytest.approx(env.closing_weight * (gaps[0] - gaps[-1]))
+
+
+def test_rope_closing_reward_ranks_closing_around_the_hanger_first():
+    # Per episode: the scripted solution above bringing the ends together where they are (no winding) above
+    # lying still; with closing_weight=0 (the benchmark's reward) the order is the same.
+    def together(e):
+        m = e.gripper_pos[:, :2].mean(axis=0)
+        return np.clip(np.concatenate([(m - g) / e.linear_scale for g in e.gripper_pos[:, :2]]), -0.4, 0.4)
+
+    for weight in (10.0, 0.0):
+        env = RopeClosingEnv(closing_weight=weight)
+        ret = {
+            name: sum(episode_terms(env, 1, policy)[0].values())
+            for name, policy in [("scripted", scripted_deformable_action), ("together", together)]
+        }
+        ret["still"] = sum(episode_terms(env, 1, lambda e: np.zeros(4))[0].values())
+        assert ret["scripted"] > ret["together"] > ret["still"], ret
+
+
+def test_rope_shaping_reward_ranks_making_the_w_above_lying_still():
+    # The scripted controller's way to the W first bends the rope far from it; its return must still beat
+    # lying still (it did not with -E at every step, running_weight=1 and progress_weight=0), and the progress
+    # terms add up to the error's change over the episode.
+    env = RopeShapingEnv()
+    env.reset(seed=6)
+    start = env.errors()["shape"]
+    scripted, info = episode_terms(env, 6, scripted_deformable_action)
+    assert info["is_success"]
+    assert scripted["reward_progress"] == pytest.approx(env.progress_weight * (start - info["error_shape"]))
+    still, _ = episode_terms(env, 6, lambda e: np.zeros(4))
+    assert sum(scripted.values()) > sum(still.values())
+    old = RopeShapingEnv(running_weight=1.0, progress_weight=0.0)
+    assert sum(episode_terms(old, 6, scripted_deformable_action)[0].values()) < sum(
+        episode_terms(old, 6, lambda e: np.zeros(4))[0].values()
+    )
 
 
 def test_closed_loop_without_the_hanger_inside_is_not_success():
