@@ -17,7 +17,8 @@ class TransformerNetwork(nn.Module):
     as the raw world frame) plus a learned type embedding. Actuator tokens are decoded to their action
     components; the critic latent is the mean of all tokens. Not equivariant (the baseline's point).
 
-    Shapes: ``forward(obs)`` with ``obs[key] [B, n, 3]`` -> ``(action mean [B, A], critic latent [B, H])``.
+    Shapes: ``forward(obs)`` with ``obs[key] [B, n, 3]`` -> ``(action mean [B, A], critic latent [B, H])``;
+    :meth:`forward_actor` and :meth:`forward_critic` compute one head each.
     """
 
     def __init__(self, layout: GraphLayout, hidden: int = 64, layers: int = 2, heads: int = 2) -> None:
@@ -30,14 +31,27 @@ class TransformerNetwork(nn.Module):
         self.actor = nn.Linear(hidden, layout.linear_dims + int(layout.yaw))
         self.critic = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU())
 
-    def forward(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def _encode(self, obs: dict[str, Tensor]) -> Tensor:
+        tokens = [
+            self.embed[t](torch.cat([obs[k] for k in keys], -1)) + self.type_embedding[t]
+            for t, keys in self.layout.node_keys.items()
+        ]
+        return self.encoder(torch.cat(tokens, 1))
+
+    def _actor(self, h: Tensor) -> Tensor:
         lay = self.layout
-        tokens = []
-        for t, keys in lay.node_keys.items():
-            x = torch.cat([obs[k] for k in keys], -1)  # [B, n, 3 * keys]
-            tokens.append(self.embed[t](x) + self.type_embedding[t])
-        h = self.encoder(torch.cat(tokens, 1))
         order = list(lay.node_keys)
         start = sum(lay.node_counts[t] for t in order[: order.index(lay.actuator)])
-        act = h[:, start : start + lay.node_counts[lay.actuator]]
-        return self.actor(act).flatten(1), self.critic(h.mean(1))
+        return self.actor(h[:, start : start + lay.node_counts[lay.actuator]]).flatten(1)
+
+    def forward(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        h = self._encode(obs)
+        return self._actor(h), self.critic(h.mean(1))
+
+    def forward_actor(self, obs: dict[str, Tensor]) -> Tensor:
+        """The action mean alone, ``[B, A]``."""
+        return self._actor(self._encode(obs))
+
+    def forward_critic(self, obs: dict[str, Tensor]) -> Tensor:
+        """The critic latent alone, ``[B, H]``."""
+        return self.critic(self._encode(obs).mean(1))

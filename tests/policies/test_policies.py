@@ -12,6 +12,7 @@ from geomanip.kernels import lift_vectors, orientation_invariants, readout_scala
 from geomanip.policies import GraphLayout, HEPiNetwork, TransformerNetwork, make_policy
 from geomanip.policies.graph_obs import batch_edges, node_vectors
 from geomanip.policies.hepi import edge_invariants
+from geomanip.policies.sb3 import DeepSetsCritic, GraphActorCriticPolicy
 from tests.geometry import assert_close
 
 
@@ -269,3 +270,48 @@ def test_edge_features_are_differentiable_in_the_positions():
     assert_close(mean_grad, mean, rtol=1e-12)
     mean_grad.sum().backward()
     assert pos.grad is not None and pos.grad.abs().max() > 0
+
+
+def test_deepsets_critic_depends_on_the_state():
+    layout, obs = _obs("RopeClosing-v0", batch=4)
+    torch.manual_seed(0)
+    critic = DeepSetsCritic(layout, hidden=32).double()
+    latent = critic.forward_critic(obs)
+    assert latent.shape == (4, 32)
+    assert latent.std(0).max() > 1e-3
+
+
+@pytest.mark.parametrize("critic", ["deepsets", "same", "shared"])
+def test_critic_options(critic, tmp_path):
+    env = gym.make("RigidInsertion-v0")
+    policy, kwargs = make_policy("hepi", env, hidden=8, basis_dim=8, longitudes=4)
+    model = PPO(policy, env, policy_kwargs={**kwargs, "critic": critic}, n_steps=32, batch_size=32, n_epochs=1)
+    extractor = model.policy.mlp_extractor
+    expected = {"deepsets": DeepSetsCritic, "same": HEPiNetwork, "shared": type(None)}[critic]
+    assert isinstance(extractor.critic, expected)
+    assert model.policy.optimizer.defaults["fused"]
+    model.learn(32)
+    obs, _ = env.reset(seed=1)
+    action = model.predict(obs, deterministic=True)[0]
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model", device="cpu")
+    assert loaded.policy.critic == critic
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], action)
+    values = model.policy.predict_values(model.policy.obs_to_tensor(obs)[0])
+    assert values.shape == (1, 1) and torch.isfinite(values).all()
+
+
+def test_default_critics_and_the_former_option():
+    env = gym.make("RigidInsertion-v0")
+    layout = GraphLayout.from_env(env)
+    build = dict(observation_space=env.observation_space, action_space=env.action_space, lr_schedule=lambda _: 3e-4)
+    net = {"hidden": 8, "basis_dim": 8, "longitudes": 4}
+    assert GraphActorCriticPolicy(**build, layout=layout, network_kwargs=net).critic == "same"
+    assert GraphActorCriticPolicy(**build, network="transformer", layout=layout).critic == "same"
+    # Checkpoints saved before the critic option carry shared_critic.
+    assert GraphActorCriticPolicy(**build, layout=layout, network_kwargs=net, shared_critic=False).critic == "same"
+    assert GraphActorCriticPolicy(**build, layout=layout, network_kwargs=net, shared_critic=True).critic == "shared"
+    with pytest.raises(ValueError, match="contradicts"):
+        GraphActorCriticPolicy(**build, layout=layout, critic="deepsets", shared_critic=True)
+    with pytest.raises(ValueError, match="unknown critic"):
+        GraphActorCriticPolicy(**build, layout=layout, critic="mlp")
