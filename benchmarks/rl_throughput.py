@@ -1,0 +1,194 @@
+"""End-to-end PPO throughput of each policy: environment steps per second, training and evaluation included.
+
+Run: ``python -m benchmarks.rl_throughput [--task RigidInsertion-v0] [--steps 16384] [--policies hepi,mlp]
+[--repeats 1]`` (``--quick`` for a smoke run). A graph policy may name its critic, ``hepi:same`` or
+``hepi:deepsets`` (see :class:`~geomanip.policies.sb3.GraphActorCriticPolicy`); plain ``hepi`` has the default
+(``same``).
+
+Each policy trains through :func:`geomanip.policies.training.run` with the default
+:class:`~geomanip.policies.training.RLConfig` (evaluations and the final one included, as a default ``train.py``
+run does) on one PyTorch thread, one policy after the other in this process, so that the policies are compared
+under the same load. Steps/s is ``steps / train_seconds`` (the run's own clock: learning plus evaluations, not
+the environment set-up or the random policy's baseline). The split into rollouts (collecting samples), updates
+(PPO's gradient steps) and evaluation comes from timers wrapped around SB3's ``collect_rollouts`` and ``train``
+and the run's evaluation callback. With ``--repeats`` above one the policies are interleaved and each cell is
+the median over repeats.
+
+Timings on a shared machine are noisy: compare policies within one table, not across tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from stable_baselines3 import PPO
+
+from geomanip.policies import POLICIES, sb3
+from geomanip.policies import training as rl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Split:
+    """Seconds spent in rollouts, updates and evaluations; evaluations inside a rollout count as evaluation."""
+
+    def __init__(self) -> None:
+        self.rollout = self.update = self.evaluation = 0.0
+        self._eval_in_rollout = 0.0
+        self._in_rollout = False
+
+
+def _timed(fn: Callable, before: Callable[[], None], after: Callable[[float], None]) -> Callable:
+    def wrapper(*args, **kwargs):
+        before()
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            after(time.perf_counter() - start)
+
+    return wrapper
+
+
+@contextmanager
+def timing(split: Split) -> Iterator[Split]:
+    """Wraps SB3's rollout and update methods and the run's evaluation callback with timers, for this block."""
+    collect, train, evaluate = PPO.collect_rollouts, PPO.train, rl.EvaluateAndCheckpoint.evaluate
+
+    def start_rollout() -> None:
+        split._in_rollout, split._eval_in_rollout = True, 0.0
+
+    def end_rollout(dt: float) -> None:
+        split._in_rollout = False
+        split.rollout += dt - split._eval_in_rollout
+
+    def end_update(dt: float) -> None:
+        split.update += dt
+
+    def end_eval(dt: float) -> None:
+        split.evaluation += dt
+        if split._in_rollout:
+            split._eval_in_rollout += dt
+
+    PPO.collect_rollouts = _timed(collect, lambda: start_rollout(), end_rollout)
+    PPO.train = _timed(train, lambda: None, end_update)
+    rl.EvaluateAndCheckpoint.evaluate = _timed(evaluate, lambda: None, end_eval)
+    try:
+        yield split
+    finally:
+        PPO.collect_rollouts, PPO.train, rl.EvaluateAndCheckpoint.evaluate = collect, train, evaluate
+
+
+@contextmanager
+def critic(name: str | None) -> Iterator[None]:
+    """Graph policies built in this block get critic ``name`` (RLConfig has no critic option)."""
+    if name is None:
+        yield
+        return
+    make_policy = rl.make_policy
+
+    def with_critic(*args, **kwargs):
+        policy, policy_kwargs = make_policy(*args, **kwargs)
+        return policy, {**policy_kwargs, "critic": name}
+
+    rl.make_policy = with_critic
+    try:
+        yield
+    finally:
+        rl.make_policy = make_policy
+
+
+def measure(cfg: rl.RLConfig, critic_name: str | None = None) -> dict[str, float]:
+    """One training run of ``cfg`` (its graph policy with critic ``critic_name``): steps/s and each part's seconds."""
+    with timing(Split()) as split, critic(critic_name):
+        summary = rl.run(cfg)
+    seconds = summary["train_seconds"]
+    return {
+        "steps_per_s": summary["steps"] / seconds,
+        "seconds": seconds,
+        "rollout": split.rollout,
+        "update": split.update,
+        "evaluation": split.evaluation,
+        "train_success": summary["final"]["train_success"],
+    }
+
+
+def commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True)
+    except OSError:
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="RigidInsertion-v0")
+    parser.add_argument("--policies", default="hepi,mlp", help=f"comma-separated, from {','.join(POLICIES)}")
+    parser.add_argument("--steps", type=int, default=16_384, help="environment steps per run")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per policy, interleaved; the median is shown")
+    parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke test of the script)")
+    args = parser.parse_args()
+    policies = args.policies.split(",")
+    unknown = [p for p in policies if p.split(":")[0] not in POLICIES]
+    unknown += [p for p in policies if ":" in p and p.split(":")[1] not in sb3.CRITICS]
+    if unknown:
+        parser.error(f"unknown policies {unknown}; available: {', '.join(POLICIES)}, critics: {', '.join(sb3.CRITICS)}")
+
+    torch.set_num_threads(1)
+    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(f"torch {torch.__version__}, 1 thread; commit {commit()}")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    if load:
+        print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+    results: dict[str, list[dict[str, float]]] = {p: [] for p in policies}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            for i, spec in enumerate(policies):
+                policy, _, critic_name = spec.partition(":")
+                cfg = rl.RLConfig(
+                    task=args.task, policy=policy, total_steps=args.steps, out=f"{tmp}/{i}_{r}", progress=False
+                )
+                cfg.threads = 1
+                if args.quick:
+                    cfg.total_steps, cfg.n_envs, cfg.n_steps, cfg.eval_every, cfg.eval_episodes = 256, 2, 64, 128, 1
+                results[spec].append(measure(cfg, critic_name or None))
+    steps = 256 if args.quick else args.steps
+
+    def median(policy: str, key: str) -> float:
+        return statistics.median(m[key] for m in results[policy])
+
+    print(f"\n{args.task}, {steps} steps per run, default RLConfig, median of {args.repeats} run(s)")
+    header = f"{'policy':<14} | {'steps/s':>8} | {'total s':>8} | {'rollout s':>9} | {'update s':>8} | {'eval s':>7}"
+    print(header)
+    print("-" * len(header))
+    for p in policies:
+        print(
+            f"{p:<14} | {median(p, 'steps_per_s'):8.0f} | {median(p, 'seconds'):8.1f} | {median(p, 'rollout'):9.1f} | "
+            f"{median(p, 'update'):8.1f} | {median(p, 'evaluation'):7.1f}"
+        )
+    if "mlp" in policies:
+        for p in policies:
+            if p != "mlp":
+                print(f"{p}/mlp steps/s: {median(p, 'steps_per_s') / median('mlp', 'steps_per_s'):.2f}")
+    if load:
+        after = os.getloadavg()
+        print(f"load average after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
