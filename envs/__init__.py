@@ -117,10 +117,15 @@ _VECTOR_ENTRY_POINTS = {
 }
 
 
+def bare_id(task: str) -> str:
+    """``RigidSliding-v0`` for ``geomanip/RigidSliding-v0`` and ``RigidSliding-v0`` alike."""
+    return task.removeprefix(f"{NAMESPACE}/")
+
+
 def default_horizon(task: str) -> int:
     """The default ``horizon`` of a task (bare or namespaced id), read from its constructor's signature: the
     registered ``max_episode_steps``."""
-    bare = task.removeprefix(f"{NAMESPACE}/")
+    bare = bare_id(task)
     if bare not in _CLASSES:
         raise KeyError(f"unknown task {task!r}; tasks: {', '.join(TASK_IDS.values())}")
     return inspect.signature(_CLASSES[bare]).parameters["horizon"].default
@@ -149,6 +154,7 @@ __all__ = [
     "RopeClosingEnv",
     "RopeShapingEnv",
     "TASK_IDS",
+    "bare_id",
     "default_horizon",
     "to_hetero_data",
 ]

@@ -163,16 +163,11 @@ def configure(**given: Any) -> RLConfig:
     with ``resume`` the saved run's values (which already include its settings), then ``given``.
     """
     if "task" in given:
-        given = {**given, "task": canonical_task(given["task"])}
+        given = {**given, "task": envs.bare_id(given["task"])}
     cfg = runs.options_config(RLConfig, given)
     if cfg.resume:
         return cfg
     return RLConfig(**{**asdict(cfg), **task_settings(cfg.task, cfg.policy), **given})
-
-
-def canonical_task(task: str) -> str:
-    """``RigidSliding-v0`` for ``geomanip/RigidSliding-v0`` and ``RigidSliding-v0`` alike."""
-    return task.removeprefix(f"{envs.NAMESPACE}/")
 
 
 TASKS = (*envs.RIGID_TASKS, *envs.DEFORMABLE_TASKS)
