@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from geomanip import weights
 from geomanip.kernels import EGNNConv
 
 __all__ = ["EqMotion", "complete_edges"]
@@ -97,6 +98,18 @@ class EqMotion(nn.Module):
         self.q_mix = nn.ModuleList([nn.Linear(C, C, bias=False) for _ in range(num_layers)])
         self.k_mix = nn.ModuleList([nn.Linear(C, C, bias=False) for _ in range(num_layers)])
         self.out = nn.Linear(C, modes * future_frames, bias=False)
+
+    @classmethod
+    def pretrained(cls, data: str = "charged") -> EqMotion:
+        """The network shipped with the package for ``data`` (``"charged"``), in eval mode on the CPU.
+
+        Its card (``geomanip.weights.card("eqmotion-charged")``) gives the training command, the data and
+        the test metrics; ``geomanip.weights.available()`` lists what ships.
+        """
+        checkpoint = weights.load(f"eqmotion-{data}")
+        model = cls(**checkpoint["kwargs"])
+        model.load_state_dict(checkpoint["model"])
+        return model.eval()
 
     @staticmethod
     def _mix(layer: nn.Linear, X: Tensor) -> Tensor:

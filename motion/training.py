@@ -39,7 +39,7 @@ from tqdm import tqdm
 from geomanip import runs
 from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
 from geomanip.motion.data.eth_ucy import SCENES, load_split
-from geomanip.motion.data.nbody import SYSTEMS, default_config, write_dataset
+from geomanip.motion.data.nbody import SYSTEMS, default_config, simulate, write_dataset
 from geomanip.motion.data.nri import find_nri_splits
 from geomanip.motion.data.rope import RopeWindows, load_rollouts, rope_splits
 from geomanip.motion.eqmotion import EqMotion
@@ -184,7 +184,33 @@ def build_model(cfg: MotionConfig) -> EqMotion | GeoTDM:
                 0, cfg.past + cfg.future, cfg.hidden, cfg.layers, diffusion_steps=cfg.diffusion_steps, dim=dim
             )
         return GeoTDM(cfg.past, cfg.future, cfg.hidden, cfg.layers, diffusion_steps=cfg.diffusion_steps, dim=dim)
-    return EqMotion(cfg.past, cfg.future, cfg.hidden, cfg.channels, cfg.layers, cfg.edge_types, cfg.modes)
+    return EqMotion(**eqmotion_kwargs(cfg))
+
+
+def eqmotion_kwargs(cfg: MotionConfig) -> dict[str, int]:
+    """EqMotion's constructor arguments for a resolved ``cfg`` (stored with shipped weights)."""
+    return dict(
+        past_frames=cfg.past,
+        future_frames=cfg.future,
+        hidden_channels=cfg.hidden,
+        vector_channels=cfg.channels,
+        num_layers=cfg.layers,
+        edge_types=cfg.edge_types,
+        modes=cfg.modes,
+    )
+
+
+# The fixed set on which a shipped N-body model's card records metrics (simulated with a seed of its own, so it
+# is none of the training, validation or test systems; a test recomputes them from the shipped file).
+CHECK_SYSTEMS, CHECK_SEED = 100, 12345
+
+
+def check_metrics(model: EqMotion, system: str = "charged") -> dict[str, float]:
+    """Displacement metrics of ``model`` on :data:`CHECK_SYSTEMS` freshly simulated ``system`` systems."""
+    loc, _, _ = simulate(default_config(system), CHECK_SYSTEMS, seed=CHECK_SEED)
+    windows = NBodyWindows(loc.astype(np.float32), model.past_frames, model.future_frames)
+    cfg = MotionConfig(model="eqmotion", data=system, modes=model.modes)
+    return evaluate(model, DataLoader(windows, 256, collate_fn=pad_collate), torch.device("cpu"), cfg)
 
 
 def training_loss(cfg: MotionConfig, train_model: torch.nn.Module, batch: dict[str, Tensor]) -> Tensor:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from geomanip import runs
+from geomanip import runs, weights
 from geomanip.motion.body.arteq import ArtEq, arteq_loss
 from geomanip.motion.body.baselines import PointNetRegressor, fit_by_optimisation
 from geomanip.motion.body.data import generate
@@ -53,6 +53,9 @@ __all__ = [
     "run",
     "train",
 ]
+
+PRETRAINED = "arteq"
+"""The name of the shipped ArtEq weight (:mod:`geomanip.weights`)."""
 
 TEST_SPLITS = ("test", "test_orient", "test_pose")
 
@@ -112,7 +115,8 @@ class BodyConfig:
     max_minutes: float = 0.0
     """Stop training at the first validation after this wall-clock budget (0: no budget)."""
     checkpoint: str | None = None
-    """evaluate/fit: a best.pt or last.pt written by training."""
+    """evaluate/fit: a best.pt or last.pt written by training (not given: the ArtEq weights shipped with the
+    package, when this version has them)."""
     refine_steps: int = 0
     """evaluate/fit: Adam steps on the Chamfer distance to the cloud after the network's prediction (much
     slower, more accurate; BENCHMARKS.md, body fitting)."""
@@ -127,10 +131,8 @@ class BodyConfig:
             raise ValueError(f"unknown action {self.action!r}; available: train, evaluate, fit")
         if self.model not in ("arteq", "pointnet"):
             raise ValueError(f"unknown body model {self.model!r}; available: arteq, pointnet")
-        if self.action == "fit" and not (self.checkpoint and self.input and self.output):
-            raise ValueError("--action fit needs --checkpoint, --input and --output")
-        if self.action == "evaluate" and not self.checkpoint:
-            raise ValueError("--action evaluate needs --checkpoint")
+        if self.action == "fit" and not (self.input and self.output):
+            raise ValueError("--action fit needs --input and --output")
         if self.refine_steps < 0:
             raise ValueError(f"--refine-steps must be 0 or positive, got {self.refine_steps}")
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
@@ -311,11 +313,24 @@ def run(cfg: BodyConfig) -> dict[str, dict[str, float]]:
     """Run ``cfg.action``; returns metrics per test set (train, evaluate) or fit statistics (fit)."""
     cfg.validate()
     device = runs.resolve_device(cfg.device)
+    if cfg.action == "train":
+        return train(cfg, device)
+    if cfg.checkpoint is None:
+        cfg = replace(cfg, checkpoint=str(pretrained_checkpoint()))
     if cfg.action == "fit":
         return {"fit": fit_file(cfg.checkpoint, cfg.input, cfg.output, str(device), cfg.refine_steps)}
-    if cfg.action == "evaluate":
-        return evaluate_checkpoint(cfg, device)
-    return train(cfg, device)
+    return evaluate_checkpoint(cfg, device)
+
+
+def pretrained_checkpoint() -> Path:
+    """The ArtEq checkpoint shipped with the package (what ``evaluate`` and ``fit`` use without ``--checkpoint``)."""
+    try:
+        return weights.path(PRETRAINED)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"no --checkpoint given, and this version ships no pretrained ArtEq ({exc}); pass --checkpoint, a "
+            "best.pt written by `geomanip body`"
+        ) from None
 
 
 def evaluate_checkpoint(cfg: BodyConfig, device: torch.device) -> dict[str, dict[str, float]]:

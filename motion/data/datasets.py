@@ -22,23 +22,28 @@ __all__ = ["NBodyWindows", "PedestrianWindows", "pad_collate"]
 class NBodyWindows(Dataset):
     """The first ``past + future`` frames of each system of a split.
 
-    ``path`` is this project's ``.npz`` split (:mod:`~geomanip.motion.data.nbody`) or an NRI/EGNN ``loc_*.npy``
-    file (:mod:`~geomanip.motion.data.nri`).
+    ``source`` is this project's ``.npz`` split (:mod:`~geomanip.motion.data.nbody`), an NRI/EGNN ``loc_*.npy``
+    file (:mod:`~geomanip.motion.data.nri`), or positions ``[S, T, N, D]`` in memory (freshly simulated ones).
     """
 
-    def __init__(self, path: Path, past: int = 10, future: int = 20, limit: int | None = None) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"N-body split {path} does not exist (write it with python -m geomanip.motion.data.nbody)"
-            )
-        if path.suffix == ".npy":
-            loc = load_nri_positions(path)
+    def __init__(self, source: Path | np.ndarray, past: int = 10, future: int = 20, limit: int | None = None) -> None:
+        if isinstance(source, np.ndarray):
+            loc, path = source, "positions"
+            if loc.ndim != 4:
+                raise ValueError(f"N-body positions must have shape [S, T, N, D], got {loc.shape}")
         else:
-            with np.load(path, allow_pickle=False) as data:
-                if "loc" not in data or data["loc"].ndim != 4:
-                    raise ValueError(f"{path}: expected an array 'loc' of shape [S, T, N, D]")
-                loc = data["loc"]
+            loc = path = Path(source)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"N-body split {path} does not exist (write it with python -m geomanip.motion.data.nbody)"
+                )
+            if path.suffix == ".npy":
+                loc = load_nri_positions(path)
+            else:
+                with np.load(path, allow_pickle=False) as data:
+                    if "loc" not in data or data["loc"].ndim != 4:
+                        raise ValueError(f"{path}: expected an array 'loc' of shape [S, T, N, D]")
+                    loc = data["loc"]
         if loc.shape[1] < past + future:
             raise ValueError(f"{path}: {loc.shape[1]} frames, fewer than past + future = {past + future}")
         loc = loc[:limit, : past + future].transpose(0, 2, 1, 3)  # [S, N, T, D]

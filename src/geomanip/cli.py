@@ -2,6 +2,7 @@
 
     geomanip train [options]            # RL on a manipulation task (default: HEPi with PPO on RigidSliding-v0)
     geomanip evaluate --checkpoint runs/rl/last.zip [--episodes N] [--video episode.gif]
+    geomanip evaluate --pretrained RigidSliding-v0 [--video episode.gif]   # a policy shipped with the package
     geomanip motion [options]           # train + evaluate a trajectory model (geomanip motion -h)
     geomanip body [options]             # ArtEq body fitting: train, evaluate, or fit a scan (--action)
 
@@ -26,6 +27,7 @@ from geomanip.motion.body.training import BodyConfig
 from geomanip.motion.body.training import run as run_body
 from geomanip.motion.training import MotionConfig
 from geomanip.motion.training import run as run_motion
+from geomanip.policies.pretrained import evaluate_pretrained
 from geomanip.policies.training import RLConfig, configure, evaluate_checkpoint
 from geomanip.policies.training import run as run_rl
 
@@ -92,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     add_dataclass_args(motion, MotionConfig, "motion.")
     body = sub.add_parser("body", help="ArtEq body fitting from point clouds: train, evaluate, fit a file")
     add_dataclass_args(body, BodyConfig, "body.")
-    evaluate = sub.add_parser("evaluate", help="evaluate a saved RL checkpoint")
-    evaluate.add_argument("--checkpoint", required=True, help="a last.zip written by a training run")
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved RL checkpoint or a shipped policy")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a last.zip written by a training run")
+    source.add_argument("--pretrained", metavar="TASK", help="the policy shipped with the package for TASK")
     evaluate.add_argument("--episodes", type=int, default=20, help="episodes per shape set (default: 20)")
     evaluate.add_argument("--eval-task", default=None, help="expected task id (error if the checkpoint's differs)")
     evaluate.add_argument("--video", default=None, help="write a GIF of one episode here")
@@ -110,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             result = run_motion(_config(MotionConfig, args, "motion."))
             if result:
                 _print_metrics("test metrics (validation-selected checkpoint):", result)
+        elif args.command == "evaluate" and args.pretrained:
+            metrics = evaluate_pretrained(args.pretrained, args.episodes, args.video)
+            title = f"shipped policy for {args.pretrained}: deterministic, {args.episodes} episodes per shape set"
+            _print_metrics(title, metrics)
         elif args.command == "evaluate":
             metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.eval_task, args.video)
             _print_metrics(f"{args.checkpoint}: deterministic policy, {args.episodes} episodes per shape set", metrics)
