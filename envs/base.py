@@ -2,13 +2,16 @@
 
 Task modules subclass :class:`MujocoGraphEnv` and implement a short, marked list of methods (the ``_task_*``
 hooks). The base owns the simulation and the Gymnasium API; tasks own the scene, sampling, observation,
-reward and success; physics read-outs that the rigid tasks share live in :mod:`geomanip.envs.rigid`.
+reward and success; physics read-outs that the rigid tasks share live in :mod:`geomanip.envs.rigid`. The
+helpers every task shares live here: :data:`OBS_BOUND`, :func:`vec_box`, :func:`yaw_matrix` and the edge
+builders.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +20,12 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-__all__ = ["GraphSpec", "MujocoGraphEnv", "UnstableSimulation"]
+__all__ = ["GraphSpec", "MujocoGraphEnv", "OBS_BOUND", "UnstableSimulation", "vec_box", "yaw_matrix"]
 
 EdgeType = tuple[str, str, str]
+
+OBS_BOUND = 1e3
+"""Bound of every observed coordinate (m or m/s): unreachable, since unstable steps end the episode."""
 
 # What an unstable step restores: the full integration state (time, qpos, qvel, act, mocap, ...).
 _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
@@ -86,6 +92,17 @@ def ring_edges(num: int, hops: int) -> np.ndarray:
     dst = np.repeat(np.arange(num), 2 * hops)
     offsets = np.tile(np.concatenate([np.arange(1, hops + 1), -np.arange(1, hops + 1)]), num)
     return np.stack([(dst + offsets) % num, dst]).astype(np.int64)
+
+
+def yaw_matrix(yaw: float) -> np.ndarray:
+    """The rotation about the world z axis by ``yaw`` (rad), ``[3, 3]``."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def vec_box(n: int) -> gym.spaces.Box:
+    """The observation space of ``n`` world-frame node vectors: ``[n, 3]`` float32 within :data:`OBS_BOUND`."""
+    return gym.spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(n, 3), dtype=np.float32)
 
 
 class MujocoGraphEnv(gym.Env):

@@ -8,8 +8,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from geomanip.envs.base import GraphSpec, full_edges
-from geomanip.envs.deformable import DeformableTaskEnv, vec_box, yaw_matrix
+from geomanip.envs.base import GraphSpec, full_edges, vec_box, yaw_matrix
+from geomanip.envs.deformable import DeformableTaskEnv
 
 GRID = 15
 """Vertices per side of the cloth grid."""

@@ -27,17 +27,11 @@ from geomanip.envs.base import MujocoGraphEnv, control_rate
 __all__ = [
     "DeformableTaskEnv",
     "CONTROL_DT",
-    "OBS_BOUND",
     "PHYSICS",
     "path_edges",
     "resample_polyline",
-    "vec_box",
     "winding_number",
-    "yaw_matrix",
 ]
-
-OBS_BOUND = 1e3
-"""Bound of every observed coordinate (m or m/s): unreachable, since unstable steps end the episode."""
 
 CONTROL_DT = 0.02
 """Control period of the deformable tasks (s): the benchmark's 10 ms physics step times 2, 50 Hz."""
@@ -49,15 +43,6 @@ soft constraints can be no stiffer than a time constant of two steps and the rop
 more at 10 ms; the implicit-in-velocity integrator (the servos' damping is integrated implicitly; flex
 elasticity, which would need ``discrete``, is not used) and the Newton solver (fewer iterations than CG on the
 hundreds of edge constraints of the cloth)."""
-
-
-def yaw_matrix(yaw: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def vec_box(n: int) -> gym.spaces.Box:
-    return gym.spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(n, 3), dtype=np.float32)
 
 
 def path_edges(num: int, hops: int) -> np.ndarray:

@@ -25,7 +25,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from geomanip.envs.base import GraphSpec, MujocoGraphEnv, full_edges, ring_edges
+from geomanip.envs.base import GraphSpec, MujocoGraphEnv, full_edges, ring_edges, vec_box
 from geomanip.envs.mjcf import OBJECT_HEIGHT
 from geomanip.envs.shapes import ALL_SHAPES, NUM_KEYPOINTS, get_shape, resolve_shapes
 
@@ -49,7 +49,6 @@ __all__ = [
     "validate_actions",
     "wrap_angle",
     "yaw_matrices",
-    "yaw_matrix",
 ]
 
 STATE_SPEC = int(mujoco.mjtState.mjSTATE_INTEGRATION)
@@ -57,20 +56,12 @@ STATE_SPEC = int(mujoco.mjtState.mjSTATE_INTEGRATION)
 mocap, ...), so that restoring it after an unstable step, or copying it, loses nothing. (A plain int: MuJoCo's
 bindings take one ~2 us faster than the enum, once per environment and step.)"""
 
-OBS_BOUND = 1e3
-"""Bound of every observed coordinate (m or m/s): unreachable, since unstable steps end the episode."""
-
 
 # --------------------------------------------------------------------------------------------------
 # Rotations (scalar helpers for sampling, batched ones for the task logic)
 def wrap_angle(a: float) -> float:
     """Angle wrapped to ``[-pi, pi)``."""
     return (a + math.pi) % (2 * math.pi) - math.pi
-
-
-def yaw_matrix(yaw: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def rotation_angle(R_a: np.ndarray, R_b: np.ndarray) -> float:
@@ -313,10 +304,6 @@ def local_keypoints(shape: str) -> np.ndarray:
     return out
 
 
-def _vec_box(n: int) -> gym.spaces.Box:
-    return gym.spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(n, 3), dtype=np.float32)
-
-
 class RigidTaskEnv(MujocoGraphEnv):
     """Base of the rigid tasks: an extruded object of a selectable shape, grippers, a goal pose.
 
@@ -364,7 +351,7 @@ class RigidTaskEnv(MujocoGraphEnv):
             edges[("gripper", "agent", "gripper")] = full_edges(g, g, exclude_self=True)
         self.graph_spec = GraphSpec({"object": NUM_KEYPOINTS, "gripper": g}, keys, edges)
         counts = {"object": NUM_KEYPOINTS, "gripper": g}
-        self.observation_space = gym.spaces.Dict({k: _vec_box(counts[t]) for t, ks in keys.items() for k in ks})
+        self.observation_space = gym.spaces.Dict({k: vec_box(counts[t]) for t, ks in keys.items() for k in ks})
         self._local_keypoints = np.zeros((NUM_KEYPOINTS, 3))
         self.goal_pos, self.goal_rot = np.zeros(3), np.eye(3)
         self._prev_action: np.ndarray | None = None

@@ -9,7 +9,8 @@ import gymnasium as gym
 import numpy as np
 
 from geomanip.envs import mjcf
-from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_weight, yaw_matrices, yaw_matrix
+from geomanip.envs.base import yaw_matrix
+from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_weight, yaw_matrices
 from geomanip.envs.shapes import INSERTION_SHAPES, UNSEEN_SHAPES, get_shape
 
 _Z = np.array([0.0, 0.0, 1.0])

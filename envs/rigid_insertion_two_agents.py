@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from geomanip.envs import mjcf
+from geomanip.envs.base import yaw_matrix
 from geomanip.envs.rigid import (
     BodyStates,
     RigidTaskEnv,
@@ -18,7 +19,6 @@ from geomanip.envs.rigid import (
     norms,
     quat_matrices,
     rotate,
-    yaw_matrix,
 )
 from geomanip.envs.shapes import INSERTION_SHAPES, SHAPE_RADIUS, UNSEEN_SHAPES, get_shape
 

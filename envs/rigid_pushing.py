@@ -9,7 +9,8 @@ import gymnasium as gym
 import numpy as np
 
 from geomanip.envs import mjcf
-from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_weight, quat_matrices, rotate, yaw_matrix
+from geomanip.envs.base import yaw_matrix
+from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_weight, quat_matrices, rotate
 from geomanip.envs.shapes import get_shape
 
 OBJECT_MASS = 3.0

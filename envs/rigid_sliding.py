@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from geomanip.envs import mjcf
+from geomanip.envs.base import yaw_matrix
 from geomanip.envs.rigid import (
     BodyStates,
     RigidTaskEnv,
@@ -16,7 +17,6 @@ from geomanip.envs.rigid import (
     norms,
     squared_change,
     yaw_matrices,
-    yaw_matrix,
 )
 from geomanip.envs.shapes import get_shape
 

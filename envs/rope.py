@@ -12,8 +12,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from geomanip.envs.base import GraphSpec, full_edges
-from geomanip.envs.deformable import DeformableTaskEnv, path_edges, vec_box
+from geomanip.envs.base import GraphSpec, full_edges, vec_box
+from geomanip.envs.deformable import DeformableTaskEnv, path_edges
 
 __all__ = ["RopeTaskEnv"]
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from geomanip.envs.deformable import resample_polyline, yaw_matrix
+from geomanip.envs.base import yaw_matrix
+from geomanip.envs.deformable import resample_polyline
 from geomanip.envs.rope import RopeTaskEnv
 
 W_ASPECT = 0.25

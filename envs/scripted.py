@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from geomanip.envs import mjcf
-from geomanip.envs.rigid import RigidTaskEnv, wrap_angle, yaw_matrix
+from geomanip.envs.base import yaw_matrix
+from geomanip.envs.rigid import RigidTaskEnv, wrap_angle
 from geomanip.envs.rigid_insertion import RigidInsertionEnv
 from geomanip.envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
 from geomanip.envs.rigid_pushing import RigidPushingEnv

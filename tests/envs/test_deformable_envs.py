@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from geomanip import envs
+from geomanip.envs.base import yaw_matrix
 from geomanip.envs.cloth_hanging import (
     ALL_HOLES,
     CLOTH_SIZE,
@@ -16,7 +17,7 @@ from geomanip.envs.cloth_hanging import (
     TRAIN_HOLES,
     ClothHangingEnv,
 )
-from geomanip.envs.deformable import path_edges, winding_number, yaw_matrix
+from geomanip.envs.deformable import path_edges, winding_number
 from geomanip.envs.rope_closing import RopeClosingEnv
 from geomanip.envs.rope_shaping import RopeShapingEnv, shape_descriptors, shape_error, w_curve
 from geomanip.envs.scripted_deformable import scripted_deformable_action

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geomanip import envs
-from geomanip.envs.rigid import yaw_matrix
+from geomanip.envs.base import yaw_matrix
 from geomanip.envs.scripted import scripted_action
 from geomanip.envs.shapes import INSERTION_SHAPES, TRAIN_SHAPES, UNSEEN_SHAPES
 from tests.envs.checks import run_env_checkers, seeded_rollout
