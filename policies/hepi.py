@@ -136,10 +136,10 @@ class HEPiNetwork(nn.Module):
     def __init__(
         self,
         layout: GraphLayout,
-        hidden: int = 64,
+        hidden: int = 16,
         layers: int = 1,
-        longitudes: int = 8,
-        basis_dim: int = 32,
+        longitudes: int = 4,
+        basis_dim: int = 16,
         heterogeneous: bool = True,
         length_scale: float = 0.1,
     ) -> None:

@@ -92,13 +92,13 @@ class RLConfig:
     """Environment steps between evaluations (and checkpoints)."""
     eval_episodes: int = 10
     """Episodes per evaluation, on the training variants and again on the held-out ones (see variant_sets)."""
-    hidden: int = 16
-    """Width of the graph networks."""
-    longitudes: int = 4
+    hidden: int | None = None
+    """Width of the graph networks (not given: the network's own default, as geomanip.policies builds it)."""
+    longitudes: int | None = None
     """HEPi/EMPN: directions per ring of the orientation grid (two rings; the policy is exactly equivariant to
-    rotations about the vertical by multiples of 360/longitudes degrees). 4 is about 4x cheaper than 8."""
-    basis_dim: int = 16
-    """HEPi/EMPN: size of the convolution kernel bases."""
+    rotations about the vertical by multiples of 360/longitudes degrees); not given: HEPiNetwork's default."""
+    basis_dim: int | None = None
+    """HEPi/EMPN: size of the convolution kernel bases (not given: HEPiNetwork's default)."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 64
@@ -135,6 +135,9 @@ class RLConfig:
             raise ValueError(f"unknown algo {self.algo!r}; available: {', '.join(ALGORITHMS)}")
         if self.total_steps < 1 or self.n_envs < 1 or self.eval_every < 1:
             raise ValueError("total_steps, n_envs and eval_every must be positive")
+        for name in ("hidden", "longitudes", "basis_dim"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)} (leave it out for the default)")
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (PyTorch's default) or positive, got {self.threads}")
 
@@ -187,10 +190,11 @@ def variant_sets(task: str) -> dict[str, dict]:
 
 
 def network_kwargs(cfg: RLConfig) -> dict[str, int]:
-    """The network options of ``cfg`` that apply to its policy."""
-    if cfg.policy in ("hepi", "empn"):
-        return {"hidden": cfg.hidden, "longitudes": cfg.longitudes, "basis_dim": cfg.basis_dim}
-    return {"hidden": cfg.hidden} if cfg.policy == "transformer" else {}
+    """The network options of ``cfg`` that apply to its policy and were given (the others are the network's
+    defaults, defined once in its class, so ``make_policy(name, env)`` builds what ``geomanip train`` trains)."""
+    names = {"hepi": ("hidden", "longitudes", "basis_dim"), "empn": ("hidden", "longitudes", "basis_dim")}
+    names["transformer"] = ("hidden",)
+    return {k: getattr(cfg, k) for k in names.get(cfg.policy, ()) if getattr(cfg, k) is not None}
 
 
 def make_training_envs(cfg: RLConfig) -> VecEnv:

@@ -21,7 +21,7 @@ class TransformerNetwork(nn.Module):
     :meth:`forward_actor` and :meth:`forward_critic` compute one head each.
     """
 
-    def __init__(self, layout: GraphLayout, hidden: int = 64, layers: int = 2, heads: int = 2) -> None:
+    def __init__(self, layout: GraphLayout, hidden: int = 16, layers: int = 2, heads: int = 2) -> None:
         super().__init__()
         self.layout, self.hidden = layout, hidden
         self.embed = nn.ModuleDict({t: nn.Linear(3 * len(k), hidden) for t, k in layout.node_keys.items()})

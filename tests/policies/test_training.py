@@ -229,3 +229,20 @@ def test_trpl_trains_resumes_and_evaluates(tmp_path):
     assert resumed["steps"] == 384 and resumed["config"]["algo"] == "trpl"
     metrics = evaluate_checkpoint(str(out / "last.zip"), episodes=1)
     assert np.isfinite(metrics["train_return"])
+
+
+@pytest.mark.parametrize("policy", ["hepi", "transformer"])
+def test_the_python_api_builds_the_network_that_train_trains(policy):
+    # Network defaults live in the network classes only: a default run passes none of its own.
+    import gymnasium as gym
+
+    from geomanip.policies import NETWORKS, make_policy
+
+    cfg = configure(policy=policy)
+    env = gym.make(cfg.task)
+    trained = make_policy(policy, env, **training.network_kwargs(cfg))[1]
+    default = make_policy(policy, env)[1]
+    build = lambda kw: NETWORKS[policy](kw["layout"], **kw["network_kwargs"])  # noqa: E731
+    shapes = {k: v.shape for k, v in build(trained).state_dict().items()}
+    assert shapes == {k: v.shape for k, v in build(default).state_dict().items()}
+    assert training.network_kwargs(configure(policy=policy, hidden=8))["hidden"] == 8
