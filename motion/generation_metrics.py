@@ -92,7 +92,7 @@ def classification_score(
     loss_fn = nn.BCEWithLogitsLoss()
     # The score is the classifier's best held-out loss during training: a classifier that memorises its
     # training windows gets confidently wrong on new ones, which would make a perfect generator score well
-    # above ln 2 by chance (measured: 3.8 on two halves of the same data without this).
+    # above ln 2 by chance (it did, on two halves of the same data, without this).
     best = math.inf
     with torch.random.fork_rng(), torch.enable_grad():  # callers may be inside no_grad (sampling)
         torch.manual_seed(seed)

@@ -76,8 +76,8 @@ def knn_graph(x: Tensor, k: int) -> Tensor:
     """Indices ``[B, N, k]`` of each point's ``k`` nearest neighbours in ``x [B, N, 3]`` (itself excluded).
 
     Every point has exactly ``k`` incoming edges, so aggregation over neighbours is a sum over this axis:
-    no scatter. (On the 2-core CPU ``index_add_`` of a 136 x 60 x 32 chunk measured 250 ms, which made the
-    edge-list :class:`geomanip.kernels.FiberConv` path take minutes per batch here.)
+    no scatter. (On a CPU, ``index_add_`` over chunks of this size was slow enough to make the edge-list
+    :class:`geomanip.kernels.FiberConv` path take minutes per batch here.)
     """
     d = torch.cdist(x, x)
     d.diagonal(dim1=1, dim2=2).fill_(float("inf"))
@@ -131,7 +131,7 @@ class GroupPointConv(nn.Module):
 
     Because ``k_s(G_g^T r)`` is a fixed polynomial in ``r`` with frame-dependent coefficients, the kernels of
     all edges and frames come from one dense matmul, ``monomials(r) [edges, 10] @ coefficients [10, 60 C]``.
-    (The previous MLP basis evaluated per edge and frame, and its weight gradient, took ~80% of the step time.)
+    (The previous MLP basis, evaluated per edge and frame, and its weight gradient dominated the step time.)
 
     Shapes: ``f [B, N, 60, C]``, ``nbr [B, N, k]``, ``mono [B, N, k, 10]`` (:func:`monomials` of the relative
     positions), ``group [60, 3, 3]``, ``fiber_basis [60, 60, D]`` -> ``[B, N, 60, out_channels]``.

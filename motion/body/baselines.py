@@ -65,7 +65,7 @@ def chamfer(a: Tensor, b: Tensor) -> Tensor:
 
     The nearest neighbours are found without gradient and their distances recomputed from the gathered pairs,
     so the backward pass is O(N + M): differentiating through ``cdist(...).min(...)`` builds two dense
-    ``[B, N, M]`` gradients and was two thirds of an optimisation step (measured). Same value and gradient.
+    ``[B, N, M]`` gradients and dominated an optimisation step. Same value and gradient.
     """
     with torch.no_grad():
         d = torch.cdist(a, b)
