@@ -20,7 +20,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-__all__ = ["GraphSpec", "MujocoGraphEnv", "OBS_BOUND", "UnstableSimulation", "vec_box", "yaw_matrix"]
+__all__ = ["GraphSpec", "MujocoGraphEnv", "OBS_BOUND", "vec_box", "yaw_matrix"]
 
 EdgeType = tuple[str, str, str]
 
@@ -53,10 +53,6 @@ def control_rate(dt: float) -> int | float:
     environments give it), else a float."""
     fps = 1.0 / dt
     return round(fps) if abs(fps - round(fps)) < 1e-9 * fps else fps
-
-
-class UnstableSimulation(RuntimeError):
-    """Raised internally when a physics step produced non-finite or exploding state."""
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,6 @@ PEG_HALF_LENGTH = 0.15
 """The hanger peg runs along the world y axis from its tip at ``-PEG_HALF_LENGTH`` to its base at
 ``+PEG_HALF_LENGTH`` (relative to the hanger position), where a vertical post carries it."""
 
-HOLE_HALF = SPACING
-"""Half the side of the square hole (m): the hole is the 2 x 2 cells around a removed vertex."""
-
 
 def _hole_positions() -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
     """20 training and 20 held-out hole centres (grid indices), a fixed draw from the interior of the cloth.

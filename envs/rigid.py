@@ -33,15 +33,14 @@ __all__ = [
     "BodyStates",
     "cross_matrices",
     "RigidTaskEnv",
-    "final_weight",
-    "goal_errors",
+    "final_step_factor",
     "keypoint_observation",
     "local_keypoints",
     "matrix_to_quat",
     "norms",
+    "pose_errors",
     "quat_matrices",
     "rotate",
-    "rotation_angle",
     "rotation_angles",
     "squared_change",
     "state_slices",
@@ -62,11 +61,6 @@ bindings take one ~2 us faster than the enum, once per environment and step.)"""
 def wrap_angle(a: float) -> float:
     """Angle wrapped to ``[-pi, pi)``."""
     return (a + math.pi) % (2 * math.pi) - math.pi
-
-
-def rotation_angle(R_a: np.ndarray, R_b: np.ndarray) -> float:
-    """Angle (rad, in ``[0, pi]``) of the rotation taking frame ``R_b`` to frame ``R_a``."""
-    return float(rotation_angles(R_a[None], R_b[None])[0])
 
 
 def matrix_to_quat(R: np.ndarray) -> np.ndarray:
@@ -198,8 +192,9 @@ def keypoint_observation(
     return obs
 
 
-def goal_errors(s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
-    """Goal errors ``[B]``: planar ``distance`` (m), ``height`` difference (m), ``orientation`` angle (rad)."""
+def pose_errors(s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
+    """Errors ``[B]`` of the object's pose against the goal's: planar ``distance`` (m), ``height`` difference
+    (m), ``orientation`` angle (rad)."""
     d = s.object_pos - goal_pos
     return {
         "distance": np.hypot(d[:, 0], d[:, 1]),
@@ -208,9 +203,9 @@ def goal_errors(s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> di
     }
 
 
-def final_weight(t: np.ndarray, horizon: int, final_steps: int, weight: float) -> np.ndarray:
-    """``weight`` where step ``t`` ``[B]`` is among the last ``final_steps`` of the episode, else 1."""
-    return np.where(t > horizon - final_steps, weight, 1.0)
+def final_step_factor(t: np.ndarray, horizon: int, final_steps: int, factor: float) -> np.ndarray:
+    """``factor`` where step ``t`` ``[B]`` is among the last ``final_steps`` of the episode, else 1."""
+    return np.where(t > horizon - final_steps, factor, 1.0)
 
 
 def squared_change(action: np.ndarray, prev_action: np.ndarray) -> np.ndarray:
@@ -369,8 +364,8 @@ class RigidTaskEnv(MujocoGraphEnv):
         raise NotImplementedError
 
     def goal_errors(self, s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
-        """Goal errors ``[B]`` (see :func:`goal_errors`); ``info`` reports each as ``error_<name>``."""
-        return goal_errors(s, goal_pos, goal_rot)
+        """Goal errors ``[B]`` (default :func:`pose_errors`); ``info`` reports each as ``error_<name>``."""
+        return pose_errors(s, goal_pos, goal_rot)
 
     def reward_terms(
         self,

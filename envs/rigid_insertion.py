@@ -10,7 +10,7 @@ import numpy as np
 
 from geomanip.envs import mjcf
 from geomanip.envs.base import yaw_matrix
-from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_weight, yaw_matrices
+from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_step_factor, yaw_matrices
 from geomanip.envs.shapes import INSERTION_SHAPES, UNSEEN_SHAPES, get_shape
 
 _Z = np.array([0.0, 0.0, 1.0])
@@ -123,7 +123,7 @@ class RigidInsertionEnv(RigidTaskEnv):
         prev_action: np.ndarray,
         t: np.ndarray,
     ) -> dict[str, np.ndarray]:
-        k = final_weight(t, self.horizon, self.final_steps, self.final_weight)
+        k = final_step_factor(t, self.horizon, self.final_steps, self.final_weight)
         w = self.distance_weight
         return {
             "distance": -w * k * errors["distance"],

@@ -13,10 +13,10 @@ from geomanip.envs.base import yaw_matrix
 from geomanip.envs.rigid import (
     BodyStates,
     RigidTaskEnv,
-    final_weight,
-    goal_errors,
+    final_step_factor,
     matrix_to_quat,
     norms,
+    pose_errors,
     quat_matrices,
     rotate,
 )
@@ -157,7 +157,7 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
         return action * self.linear_scale
 
     def goal_errors(self, s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
-        err = goal_errors(s, goal_pos, goal_rot)
+        err = pose_errors(s, goal_pos, goal_rot)
         err["distance"] = norms(s.object_pos - goal_pos)  # 3-D: the hole's axis is tilted
         return err
 
@@ -169,8 +169,8 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
         prev_action: np.ndarray,
         t: np.ndarray,
     ) -> dict[str, np.ndarray]:
-        kd = final_weight(t, self.horizon, self.final_steps, self.final_distance_weight)
-        kt = final_weight(t, self.horizon, self.final_steps, self.final_orientation_weight)
+        kd = final_step_factor(t, self.horizon, self.final_steps, self.final_distance_weight)
+        kt = final_step_factor(t, self.horizon, self.final_steps, self.final_orientation_weight)
         return {
             "distance": -self.distance_weight * kd * errors["distance"],
             "orientation": -self.distance_weight * 0.1 * kt * errors["orientation"],

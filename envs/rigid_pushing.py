@@ -10,7 +10,7 @@ import numpy as np
 
 from geomanip.envs import mjcf
 from geomanip.envs.base import yaw_matrix
-from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_weight, quat_matrices, rotate
+from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_step_factor, quat_matrices, rotate
 from geomanip.envs.shapes import get_shape
 
 OBJECT_MASS = 3.0
@@ -114,7 +114,7 @@ class RigidPushingEnv(RigidTaskEnv):
         prev_action: np.ndarray,
         t: np.ndarray,
     ) -> dict[str, np.ndarray]:
-        k = final_weight(t, self.horizon, self.final_steps, self.final_weight)
+        k = final_step_factor(t, self.horizon, self.final_steps, self.final_weight)
         gap = s.object_pos[:, :2] - s.gripper_pos[:, 0, :2]
         return {
             "distance": -self.distance_weight * k * errors["distance"],

@@ -13,7 +13,7 @@ from geomanip.envs.base import yaw_matrix
 from geomanip.envs.rigid import (
     BodyStates,
     RigidTaskEnv,
-    final_weight,
+    final_step_factor,
     norms,
     squared_change,
     yaw_matrices,
@@ -119,7 +119,7 @@ class RigidSlidingEnv(RigidTaskEnv):
         prev_action: np.ndarray,
         t: np.ndarray,
     ) -> dict[str, np.ndarray]:
-        k = final_weight(t, self.horizon, self.final_steps, self.final_weight)
+        k = final_step_factor(t, self.horizon, self.final_steps, self.final_weight)
         speed = norms(s.object_lin) + norms(s.object_ang)
         return {
             "distance": -self.distance_weight * k * errors["distance"],

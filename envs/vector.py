@@ -97,7 +97,7 @@ class RigidVectorEnv(VecEnv):
         for env in self.envs[1:]:
             env._models, env._data_pool = self.task._models, self.task._data_pool
         super().__init__(num_envs, self.task.observation_space, self.task.action_space)
-        b, g = num_envs, self.task.num_grippers
+        b = num_envs
         self._models: list[mujoco.MjModel] = [None] * b  # type: ignore[list-item]
         self._datas: list[mujoco.MjData] = [None] * b  # type: ignore[list-item]
         self._states: np.ndarray | None = None  # [B, nstate], allocated at the first reset
@@ -109,7 +109,6 @@ class RigidVectorEnv(VecEnv):
         self._shapes = [""] * b
         self._obs = {k: np.zeros((b, *s.shape), dtype=s.dtype) for k, s in self.observation_space.spaces.items()}
         self._actions: np.ndarray | None = None
-        self._num_grippers = g
         if seed is not None:
             self.seed(seed)
 
