@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from mujoco import rollout  # noqa: E402
 
 from geomanip import envs  # noqa: E402
-from geomanip.envs.rigid import STATE_SPEC  # noqa: E402
+from geomanip.envs.base import STATE_SPEC  # noqa: E402
 from geomanip.envs.vector import RigidVectorEnv  # noqa: E402
 
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS

@@ -266,18 +266,22 @@ class ClothHangingEnv(DeformableTaskEnv):
     </body>"""
         return self.scene_xml("cloth_hanging", hanger + "\n" + "\n".join(bodies), flex, camera="2.2 -2.6 2.4")
 
-    def _task_reset(self, options: dict[str, Any]) -> None:
-        self._begin_episode()
+    def _task_variant(self, options: dict[str, Any]) -> tuple[int, int]:
+        """The episode's hole: ``options["hole"]`` or a seeded draw among the environment's holes."""
         hole = options.get("hole")
         if hole is None:
-            hole = self.holes[int(self.np_random.integers(len(self.holes)))]
-        else:
-            hole = tuple(int(v) for v in hole)
-            if hole not in self.holes:
-                raise ValueError(f"options['hole']={hole} is not among this environment's holes {self.holes}")
-        self.mesh = ClothMesh(hole)
+            return self.holes[int(self.np_random.integers(len(self.holes)))]
+        hole = tuple(int(v) for v in hole)
+        if hole not in self.holes:
+            raise ValueError(f"options['hole']={hole} is not among this environment's holes {self.holes}")
+        return hole
+
+    def _task_scene_loaded(self, variant: tuple[int, int]) -> None:
+        self.mesh = ClothMesh(variant)
         self.vertex_names = self.mesh.names
-        self._use_variant(hole)
+        super()._task_scene_loaded(variant)
+
+    def _task_reset(self, options: dict[str, Any]) -> None:
         rng = self.np_random
         self.hanger_pos = np.array([rng.uniform(-0.5, 0.5), 0.0, 1.3 + rng.uniform(-0.5, 0.5)])
         self.data.mocap_pos[0] = self.hanger_pos
@@ -333,32 +337,27 @@ class ClothHangingEnv(DeformableTaskEnv):
             obs["particle_pos"], obs["particle_vel"] = pos, vel
         return {k: v.astype(np.float32) for k, v in obs.items()}
 
-    def errors(self) -> dict[str, float]:
+    def _task_errors(self) -> dict[str, float]:
         """Goal errors of the current step: hole centre to peg midpoint ``distance``, to the axis ``radial``
         (m), signed ``axial`` position along the peg (m, tip at -0.15), ``alignment`` ``1 - |n . a|`` and the
         mean relative edge ``stretch``."""
-        return dict(self._errors)
+        return self._errors
 
-    def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
+    def _task_reward_terms(self, action: np.ndarray, prev_action: np.ndarray) -> dict[str, float]:
         e = self._errors
         k = self.final_weight if self._final_steps(self.final_steps) else 1.0
-        terms = {
+        return {
             "distance": -self.distance_weight * k * e["distance"],
             "alignment": -self.distance_weight * k * self.alignment_weight * e["alignment"],
             "speed": -self.speed_weight * float(np.linalg.norm(self.vertex_vel, axis=1).mean()),
             "stretch": -self.stretch_weight * e["stretch"],
-            "action_rate": -self.action_rate_weight * self._action_rate(action),
+            "action_rate": -self.action_rate_weight * self._action_rate(action, prev_action),
         }
-        return float(sum(terms.values())), terms
 
-    def is_success(self) -> bool:
+    def _task_success(self) -> bool:
         e = self._errors
         on_peg = abs(e["axial"]) <= PEG_HALF_LENGTH
         return e["radial"] < self.success_radius and on_peg and e["alignment"] < 1.0 - math.cos(math.pi / 4)
 
     def _task_info(self) -> dict[str, Any]:
-        return {
-            "is_success": self.is_success(),
-            "hole": self.mesh.hole,
-            **{f"error_{k}": v for k, v in self._errors.items()},
-        }
+        return {"hole": self.mesh.hole}

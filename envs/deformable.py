@@ -17,7 +17,7 @@ axis it cannot move).
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Hashable
 
 import gymnasium as gym
 import numpy as np
@@ -85,10 +85,11 @@ class DeformableTaskEnv(MujocoGraphEnv):
     """Base of the deformable tasks: a flex whose listed vertex bodies include the grippers.
 
     Subclasses build the scene with :meth:`vertex_body_xml` / :meth:`gripper_body_xml` and :meth:`scene_xml`,
-    name the flex's vertex bodies in order in :attr:`vertex_names` (set before the first model is loaded) and
-    implement the ``_task_*`` hooks of :class:`~geomanip.envs.base.MujocoGraphEnv`. The base reads every vertex's
-    position and velocity once per step (:attr:`vertex_pos`, :attr:`vertex_vel`), writes start configurations
-    (:meth:`set_vertices`) and turns actions into servo commands.
+    name the flex's vertex bodies in order in :attr:`vertex_names` (by the time a scene is loaded: a task whose
+    scene variants differ in vertices sets them in :meth:`_task_scene_loaded` before calling this class's) and
+    implement the remaining ``_task_*`` hooks of :class:`~geomanip.envs.base.MujocoGraphEnv`. This class reads
+    every vertex's position and velocity once per step (:attr:`vertex_pos`, :attr:`vertex_vel`), writes start
+    configurations (:meth:`set_vertices`) and turns actions into servo commands.
 
     Physics keywords (``timestep``, ``integrator``, ``solver``; defaults in :data:`PHYSICS`) exist so that the
     benchmark can measure alternatives; the tasks' documented behaviour holds for the defaults. Whatever the
@@ -96,6 +97,8 @@ class DeformableTaskEnv(MujocoGraphEnv):
     """
 
     metadata = {**MujocoGraphEnv.metadata, "render_fps": control_rate(CONTROL_DT)}
+    # A flex scene's data is large and allocating it costs little next to an episode's physics.
+    reuse_data = False
 
     num_grippers = 2
     gripper_dofs = 2  # slide joints per gripper (2: planar x, y; 3: x, y, z), in that order
@@ -134,7 +137,6 @@ class DeformableTaskEnv(MujocoGraphEnv):
         self.timestep, self.integrator, self.solver = timestep, integrator, solver
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.num_grippers * self.gripper_dofs,), dtype=np.float32)
         self.vertex_names: list[str] = []
-        self._prev_action: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------------------------
     # MJCF
@@ -228,8 +230,7 @@ class DeformableTaskEnv(MujocoGraphEnv):
 
     # ------------------------------------------------------------------------------------------------
     # State access
-    def _use_variant(self, variant: Any) -> None:
-        super()._use_variant(variant)
+    def _task_scene_loaded(self, variant: Hashable) -> None:
         m = self.model
         if not self.vertex_names:
             raise RuntimeError(f"{type(self).__name__}: vertex_names must list the flex's vertex bodies")
@@ -270,21 +271,17 @@ class DeformableTaskEnv(MujocoGraphEnv):
 
     # ------------------------------------------------------------------------------------------------
     # Actions and reward helpers
-    def _task_apply_action(self, action: np.ndarray) -> None:
-        self.data.ctrl[:] = action * self.linear_scale
-
-    def _begin_episode(self) -> None:
-        self._prev_action = None
+    def _task_ctrl(self, action: np.ndarray) -> np.ndarray:
+        return action * self.linear_scale
 
     def _final_steps(self, n: int) -> bool:
         """Whether the current step is among the last ``n`` of the episode."""
         return self.t > self.horizon - n
 
-    def _action_rate(self, action: np.ndarray) -> float:
-        """``|a_t - a_{t-1}|^2`` (the first step compares with zero)."""
-        prev = self._prev_action if self._prev_action is not None else np.zeros_like(action)
-        self._prev_action = action.copy()
-        return float(np.sum((action - prev) ** 2))
+    @staticmethod
+    def _action_rate(action: np.ndarray, prev_action: np.ndarray) -> float:
+        """``|a_t - a_{t-1}|^2`` (the base passes zeros as the previous action on the first step)."""
+        return float(np.sum((action - prev_action) ** 2))
 
 
 _AXES = ("1 0 0", "0 1 0", "0 0 1")

@@ -15,9 +15,10 @@ batch of one and a batch of many agree to the last bit.
 
 from __future__ import annotations
 
+import abc
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,14 +26,23 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from geomanip.envs.base import GraphSpec, MujocoGraphEnv, full_edges, ring_edges, vec_box
+from geomanip.envs.base import (
+    STATE_SPEC,
+    GraphSpec,
+    MujocoGraphEnv,
+    full_edges,
+    ring_edges,
+    state_slices,
+    vec_box,
+)
 from geomanip.envs.mjcf import OBJECT_HEIGHT
 from geomanip.envs.shapes import ALL_SHAPES, NUM_KEYPOINTS, get_shape, resolve_shapes
 
 __all__ = [
     "BodyStates",
-    "cross_matrices",
+    "RigidEpisode",
     "RigidTaskEnv",
+    "cross_matrices",
     "final_step_factor",
     "keypoint_observation",
     "local_keypoints",
@@ -43,17 +53,9 @@ __all__ = [
     "rotate",
     "rotation_angles",
     "squared_change",
-    "state_slices",
-    "step_physics",
-    "validate_actions",
     "wrap_angle",
     "yaw_matrices",
 ]
-
-STATE_SPEC = int(mujoco.mjtState.mjSTATE_INTEGRATION)
-"""What a saved state holds: everything that determines the next step (time, qpos, qvel, warm start, ctrl,
-mocap, ...), so that restoring it after an unstable step, or copying it, loses nothing. (A plain int: MuJoCo's
-bindings take one ~2 us faster than the enum, once per environment and step.)"""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -214,82 +216,6 @@ def squared_change(action: np.ndarray, prev_action: np.ndarray) -> np.ndarray:
     return np.einsum("bi,bi->b", d, d)
 
 
-# --------------------------------------------------------------------------------------------------
-# Physics of a batch of environments
-def state_slices(model: mujoco.MjModel) -> tuple[slice, slice]:
-    """Where ``qpos`` and ``qvel`` lie in a state vector of :data:`STATE_SPEC`: after the time, in MuJoCo's
-    order of state components (``mjtState``)."""
-    return slice(1, 1 + model.nq), slice(1 + model.nq, 1 + model.nq + model.nv)
-
-
-@functools.cache
-def _stability_bounds(nq: int, nv: int, max_speed: float) -> np.ndarray:
-    """Bounds of ``|qpos|`` (1e6: finite, no body a thousand kilometres away) and ``|qvel|`` (``max_speed``)."""
-    bounds = np.concatenate([np.full(nq, 1e6), np.full(nv, max_speed)])
-    bounds.flags.writeable = False
-    return bounds
-
-
-def step_physics(
-    models: Sequence[mujoco.MjModel],
-    datas: Sequence[mujoco.MjData],
-    ctrl: np.ndarray,
-    frame_skip: int,
-    states: np.ndarray,
-    max_speed: float,
-) -> np.ndarray:
-    """Advance each environment ``frame_skip`` physics steps; restore any that became unstable.
-
-    One ``mj_step(m, d, nstep)`` call per environment (cheaper here than ``mujoco.rollout``, which also
-    cannot hand back the solver's warm start; see BENCHMARKS.md), then one read of its state.
-
-    Args:
-        models, datas: the environments' MuJoCo models and data (``B`` of each).
-        ctrl: ``[B, nu]`` controls.
-        frame_skip: physics steps per control step.
-        states: ``[B, nstate]`` :data:`STATE_SPEC` states: on entry those from before the step (what an unstable
-            environment goes back to), on return those after it.
-        max_speed: a generalised velocity at or above this (or a non-finite or huge position) is unstable.
-
-    Returns:
-        ``[B]`` bool: True where the step was stable.
-
-    Models must have MuJoCo's auto-reset disabled (:class:`RigidTaskEnv` does that): with it, MuJoCo resets
-    a diverged simulation to its initial state, which a check of the state alone cannot tell apart.
-    """
-    before = states.copy()
-    step, get_state, spec = mujoco.mj_step, mujoco.mj_getState, STATE_SPEC  # locals: this loop is hot
-    for m, d, c, state in zip(models, datas, ctrl, states, strict=True):
-        d.ctrl[:] = c
-        step(m, d, frame_skip)
-        get_state(m, d, state, spec)
-    m = models[0]
-    # qpos and qvel in one comparison, written as "x < bound" so that NaN fails it.
-    bounds = _stability_bounds(m.nq, m.nv, max_speed)
-    ok = (np.abs(states[:, 1 : 1 + m.nq + m.nv]) < bounds).all(axis=1)
-    for i in np.flatnonzero(~ok):
-        states[i] = before[i]
-        mujoco.mj_setState(models[i], datas[i], states[i], STATE_SPEC)
-    return ok
-
-
-def validate_actions(actions: Any, shape: tuple[int, ...], owner: str) -> tuple[np.ndarray, np.ndarray]:
-    """Checked actions ``[B, *shape]`` as float64 clipped to ``[-1, 1]``, and which rows were clipped ``[B]``.
-
-    Raises a ``ValueError`` (naming ``owner``) for a wrong shape or a NaN/inf.
-    """
-    a = np.asarray(actions, dtype=np.float64)
-    if a.shape[1:] != shape:
-        raise ValueError(f"{owner}: action must have shape {shape}, got {a.shape[1:]}")
-    largest = np.abs(a).max(axis=1)  # NaN if the row holds one
-    if not np.isfinite(largest).all():
-        raise ValueError(f"{owner}: action contains NaN or inf: {a}")
-    clipped = largest > 1.0
-    if clipped.any():
-        a = np.clip(a, -1.0, 1.0)
-    return a, clipped
-
-
 @functools.cache
 def local_keypoints(shape: str) -> np.ndarray:
     """The keypoints ``[K, 3]`` of ``shape`` in the object frame, at mid-height (shared: do not modify)."""
@@ -297,6 +223,27 @@ def local_keypoints(shape: str) -> np.ndarray:
     out = np.column_stack([kp, np.full(len(kp), OBJECT_HEIGHT / 2)])
     out.flags.writeable = False
     return out
+
+
+@dataclass(frozen=True)
+class RigidEpisode:
+    """What a batch needs of an episode that :meth:`RigidTaskEnv.begin_episode` started.
+
+    Attributes:
+        model, data: the episode's MuJoCo model and data (the environment's own: stepping them steps it).
+        state: the start state, ``[nstate]`` of :data:`~geomanip.envs.base.STATE_SPEC` (a copy).
+        goal_pos, goal_rot: the goal frame, ``[3]`` and ``[3, 3]``.
+        local_keypoints: the object's keypoints in its own frame, ``[K, 3]`` (shared: do not modify).
+        shape: the object's shape name.
+    """
+
+    model: mujoco.MjModel
+    data: mujoco.MjData
+    state: np.ndarray
+    goal_pos: np.ndarray
+    goal_rot: np.ndarray
+    local_keypoints: np.ndarray
+    shape: str
 
 
 class RigidTaskEnv(MujocoGraphEnv):
@@ -314,10 +261,15 @@ class RigidTaskEnv(MujocoGraphEnv):
     neighbours so that the schema is static); ``(object, task, gripper)`` is complete and directed;
     ``(gripper, agent, gripper)`` is complete without self-loops (two-gripper tasks only).
 
-    Tasks implement the batched pure methods (no state is read or written but their arguments and the
-    task's constant parameters): :meth:`readout`, :meth:`action_to_ctrl`, :meth:`reward_terms`,
-    :meth:`success`, and optionally :meth:`goal_errors`. :class:`geomanip.envs.vector.RigidVectorEnv` calls the same
-    methods on whole batches.
+    A rigid task implements the scene hooks of :class:`~geomanip.envs.base.MujocoGraphEnv` (:meth:`_task_xml`,
+    :meth:`_task_reset`, which calls :meth:`_set_goal`) and the batched pure methods (no state is read or written
+    but their arguments and the task's constant parameters): :meth:`readout`, :meth:`action_to_ctrl`,
+    :meth:`reward_terms`, :meth:`success`, and optionally :meth:`goal_errors`. This class implements the other
+    hooks with them, on a batch of one; :class:`geomanip.envs.vector.RigidVectorEnv` calls the same methods on
+    whole batches, after starting each sub-environment's episode with :meth:`begin_episode`.
+
+    **Reset options**: ``shape`` picks the episode's shape among the environment's shapes; for tasks with a
+    hole, ``hole_shape`` gives the hole another shape than the peg.
     """
 
     # The control rate of the defaults: the scenes' 5 ms physics step (geomanip.envs.mjcf) times frame_skip=8.
@@ -349,24 +301,23 @@ class RigidTaskEnv(MujocoGraphEnv):
         self.observation_space = gym.spaces.Dict({k: vec_box(counts[t]) for t, ks in keys.items() for k in ks})
         self._local_keypoints = np.zeros((NUM_KEYPOINTS, 3))
         self.goal_pos, self.goal_rot = np.zeros(3), np.eye(3)
-        self._prev_action: np.ndarray | None = None
-        self._data_pool: dict[Any, list[mujoco.MjData]] = {}  # idle data of each scene variant
         self._body_ids: dict[str, int] | None = None  # set with the first scene
 
     # ------------------------------------------------------------------------------------------------
     # Batched task logic: implemented by each task, shared with the vector environment.
+    @abc.abstractmethod
     def readout(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
         """Body poses and velocities from generalised coordinates ``[B, nq]``, ``[B, nv]``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
         """Actuator controls ``[B, nu]`` for validated, clipped actions ``[B, A]``."""
-        raise NotImplementedError
 
     def goal_errors(self, s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
         """Goal errors ``[B]`` (default :func:`pose_errors`); ``info`` reports each as ``error_<name>``."""
         return pose_errors(s, goal_pos, goal_rot)
 
+    @abc.abstractmethod
     def reward_terms(
         self,
         s: BodyStates,
@@ -377,16 +328,30 @@ class RigidTaskEnv(MujocoGraphEnv):
     ) -> dict[str, np.ndarray]:
         """Reward terms ``[B]`` (the reward is their sum) at step ``t`` ``[B]`` (1 on the first step), for
         ``action`` ``[B, A]`` after ``prev_action`` (zeros on the first step)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def success(self, s: BodyStates, errors: dict[str, np.ndarray], goal_pos: np.ndarray) -> np.ndarray:
         """Whether each state solves the task, ``[B]`` bool."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------------------------------------
-    def _begin_episode(self, options: dict[str, Any]) -> None:
-        """Pick the episode's shape (``options["shape"]`` or a seeded draw) and load its scene."""
-        self._prev_action = None
+    def begin_episode(self, seed: int | None = None, options: dict[str, Any] | None = None) -> RigidEpisode:
+        """Start an episode up to its first observation (:meth:`MujocoGraphEnv.begin_episode`) and return what a
+        batch needs of it. :class:`~geomanip.envs.vector.RigidVectorEnv` resets its sub-environments with this."""
+        super().begin_episode(seed, options)
+        return RigidEpisode(
+            self.model,
+            self.data,
+            self._state[0].copy(),
+            self.goal_pos,
+            self.goal_rot,
+            self._local_keypoints,
+            self.shape.name,
+        )
+
+    def _task_variant(self, options: dict[str, Any]) -> Hashable:
+        """Pick the episode's shape (``options["shape"]`` or a seeded draw); the scene variant is the shape, and
+        the hole's shape for tasks with a hole (``options["hole_shape"]``, default the peg's, lets a wrong peg
+        be tried)."""
         name = options.get("shape")
         if name is None:
             name = self.shapes[int(self.np_random.integers(len(self.shapes)))]
@@ -394,49 +359,24 @@ class RigidTaskEnv(MujocoGraphEnv):
             raise ValueError(f"options['shape']={name!r} is not among this environment's shapes {self.shapes}")
         self.shape = get_shape(name)
         self._local_keypoints = local_keypoints(name)
-        self._use_variant(self._variant_for(options))
-
-    def _variant_for(self, options: dict[str, Any]) -> Any:
-        """The scene variant (cache key of the compiled model): the shape, and the hole's shape for tasks with
-        a hole (``options["hole_shape"]``, default the peg's, lets a wrong peg be tried)."""
         if not self.has_hole:
             return self.shape.name
         hole = options.get("hole_shape", self.shape.name)
         get_shape(hole)  # raises a clear error for an unknown name
         return self.shape.name, hole
 
+    def _task_scene_loaded(self, variant: Hashable) -> None:
+        if self._body_ids is None:  # every scene of a task has the same bodies and state layout
+            names = ["object"] + [f"gripper{i}" for i in range(self.num_grippers)]
+            self._body_ids = {n: self.model.body(n).id for n in names}
+            self._gripper_ids = np.array([self._body_ids[f"gripper{i}"] for i in range(self.num_grippers)])
+            self._qpos_slice, self._qvel_slice = state_slices(self.model)
+
     def _set_goal(self, pos: np.ndarray, rot: np.ndarray) -> None:
         """Set the goal pose and move the goal's mocap body (the ghost or the hole fixture) there."""
         self.goal_pos, self.goal_rot = np.asarray(pos, dtype=np.float64), np.asarray(rot, dtype=np.float64)
         self.data.mocap_pos[0] = self.goal_pos
         self.data.mocap_quat[0] = matrix_to_quat(self.goal_rot)
-
-    def _use_variant(self, variant: Any) -> None:
-        if variant == self._variant and self.model is not None:
-            mujoco.mj_resetData(self.model, self.data)
-            return
-        # Switching scenes: keep the outgoing data for a later episode of its scene and reuse one kept for
-        # the incoming scene if there is one (reset, it equals new data): allocating MjData costs about a
-        # millisecond, ten physics steps. RigidVectorEnv shares the pool among its environments.
-        if self.data is not None:
-            self._data_pool.setdefault(self._variant, []).append(self.data)
-        kept = self._data_pool.get(variant)
-        if kept:
-            self.model, self.data, self._variant = self._models[variant], kept.pop(), variant
-            mujoco.mj_resetData(self.model, self.data)
-            if self._renderer is not None:  # a renderer is bound to one model
-                self._renderer.close()
-                self._renderer = None
-        else:
-            super()._use_variant(variant)
-        # A diverged step must stay visible (NaN) for step_physics to undo it, not be reset silently.
-        self.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
-        if self._body_ids is None:  # every scene of a task has the same bodies and state layout
-            names = ["object"] + [f"gripper{i}" for i in range(self.num_grippers)]
-            self._body_ids = {n: self.model.body(n).id for n in names}
-            self._gripper_ids = np.array([self._body_ids[f"gripper{i}"] for i in range(self.num_grippers)])
-            self._state = np.zeros((1, mujoco.mj_stateSize(self.model, STATE_SPEC)))
-            self._qpos_slice, self._qvel_slice = state_slices(self.model)
 
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Object frame in the world: origin at the centre of its bottom face, z along the extrusion."""
@@ -451,30 +391,17 @@ class RigidTaskEnv(MujocoGraphEnv):
         """The object's keypoints ``[K, 3]`` for an object frame at ``pos``, ``rot``."""
         return self._local_keypoints @ rot.T + pos
 
-    def errors(self) -> dict[str, float]:
-        """Goal errors of the current step: planar ``distance`` (m), ``height`` difference (m), ``orientation``
-        angle (rad) (two-gripper insertion: 3-D ``distance``)."""
-        return {k: float(v[0]) for k, v in self._errors.items()}
-
     # ------------------------------------------------------------------------------------------------
     # MujocoGraphEnv hooks: the batched logic with a batch of one.
-    def _simulate(self) -> bool:
-        m, d = self.model, self.data
-        ok = step_physics([m], [d], d.ctrl[None].copy(), self.frame_skip, self._state, self.max_speed)
-        # mj_step leaves poses of the state before its last substep; refresh them for object_pose() and
-        # rendering (observations come from qpos and qvel and need no refresh).
-        mujoco.mj_kinematics(m, d)
-        return bool(ok[0])
-
-    def _task_apply_action(self, action: np.ndarray) -> None:
-        self.data.ctrl[:] = self.action_to_ctrl(action[None])[0]
+    def _task_ctrl(self, action: np.ndarray) -> np.ndarray:
+        return self.action_to_ctrl(action[None])[0]
 
     def _task_update(self) -> None:
-        # The state is read afresh (not taken from step_physics) so that edits of self.data are seen.
+        # Read afresh, not taken from the step, so that edits of self.data count (also as the state an unstable
+        # step goes back to).
         mujoco.mj_getState(self.model, self.data, self._state[0], STATE_SPEC)
         s = self.readout(self._state[:, self._qpos_slice], self._state[:, self._qvel_slice])
         self._states = s
-        self._pos, self._rot = s.object_pos[0], s.object_rot[0]
         self._errors = self.goal_errors(s, self.goal_pos[None], self.goal_rot[None])
         self._success = bool(self.success(s, self._errors, self.goal_pos[None])[0])
 
@@ -484,16 +411,17 @@ class RigidTaskEnv(MujocoGraphEnv):
         )
         return {k: v[0] for k, v in obs.items()}
 
-    def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        prev = self._prev_action if self._prev_action is not None else np.zeros_like(action)
-        self._prev_action = action.copy()
-        terms = self.reward_terms(self._states, self._errors, action[None], prev[None], np.array([self.t]))
-        terms = {k: float(v[0]) for k, v in terms.items()}
-        return float(sum(terms.values())), terms
+    def _task_reward_terms(self, action: np.ndarray, prev_action: np.ndarray) -> dict[str, float]:
+        terms = self.reward_terms(self._states, self._errors, action[None], prev_action[None], np.array([self.t]))
+        return {k: float(v[0]) for k, v in terms.items()}
+
+    def _task_errors(self) -> dict[str, float]:
+        """Goal errors of the current step: planar ``distance`` (m), ``height`` difference (m), ``orientation``
+        angle (rad) (two-gripper insertion: 3-D ``distance``)."""
+        return {k: float(v[0]) for k, v in self._errors.items()}
+
+    def _task_success(self) -> bool:
+        return self._success
 
     def _task_info(self) -> dict[str, Any]:
-        return {
-            "is_success": self._success,
-            "shape": self.shape.name,
-            **{f"error_{k}": float(v[0]) for k, v in self._errors.items()},
-        }
+        return {"shape": self.shape.name}

@@ -97,7 +97,6 @@ class RigidInsertionEnv(RigidTaskEnv):
         return mjcf.scene("rigid_insertion", obj_assets + "\n" + hole_assets, body, actuators)
 
     def _task_reset(self, options: dict[str, Any]) -> None:
-        self._begin_episode(options)
         rng = self.np_random
         hole_yaw = rng.uniform(-math.pi, math.pi)
         self._set_goal(np.array([0.0, 0.0, mjcf.FIXTURE_BASE]), yaw_matrix(hole_yaw))

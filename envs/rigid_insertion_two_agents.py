@@ -131,7 +131,6 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
         )
 
     def _task_reset(self, options: dict[str, Any]) -> None:
-        self._begin_episode(options)
         rng = self.np_random
         scene_rot = yaw_matrix(rng.uniform(-math.pi, math.pi)) @ _pitch_matrix(rng.uniform(-math.pi / 2, 0.0))
         local_pos = np.array([rng.uniform(0.25, 0.75), rng.uniform(-0.75, 0.75), rng.uniform(0.5, 1.25)])

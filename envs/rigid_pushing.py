@@ -82,7 +82,6 @@ class RigidPushingEnv(RigidTaskEnv):
         return mjcf.scene("rigid_pushing", assets, body, actuators)
 
     def _task_reset(self, options: dict[str, Any]) -> None:
-        self._begin_episode(options)
         rng = self.np_random
         goal_yaw = rng.uniform(-math.pi, math.pi)
         self._set_goal(np.array([0.5 + rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25), 0.0]), yaw_matrix(goal_yaw))

@@ -10,14 +10,7 @@ import numpy as np
 
 from geomanip.envs import mjcf
 from geomanip.envs.base import yaw_matrix
-from geomanip.envs.rigid import (
-    BodyStates,
-    RigidTaskEnv,
-    final_step_factor,
-    norms,
-    squared_change,
-    yaw_matrices,
-)
+from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_step_factor, norms, squared_change, yaw_matrices
 from geomanip.envs.shapes import get_shape
 
 LIFT = 0.001
@@ -95,7 +88,6 @@ class RigidSlidingEnv(RigidTaskEnv):
         return mjcf.scene("rigid_sliding", assets, body, actuators)
 
     def _task_reset(self, options: dict[str, Any]) -> None:
-        self._begin_episode(options)
         rng = self.np_random
         goal_yaw = rng.uniform(-math.pi, math.pi)
         self._set_goal(np.array([*rng.uniform(-0.5, 0.5, size=2), 0.0]), yaw_matrix(goal_yaw))

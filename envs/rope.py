@@ -125,7 +125,7 @@ class RopeTaskEnv(DeformableTaskEnv):
         self._compute_errors()
 
     def _compute_errors(self) -> None:
-        """Task errors of the current step (into ``self._errors``)."""
+        """Task errors of the current step (into ``self._errors``, which :meth:`_task_errors` returns)."""
         raise NotImplementedError
 
     def rope_length_now(self) -> float:
@@ -143,5 +143,5 @@ class RopeTaskEnv(DeformableTaskEnv):
         }
         return {k: v.astype(np.float32) for k, v in obs.items()}
 
-    def errors(self) -> dict[str, float]:
-        return dict(self._errors)
+    def _task_errors(self) -> dict[str, float]:
+        return self._errors

@@ -97,8 +97,6 @@ class RopeClosingEnv(RopeTaskEnv):
         return self.scene_xml("rope_closing", hanger + "\n" + bodies, flex, camera="0 -3 3.6")
 
     def _task_reset(self, options: dict[str, Any]) -> None:
-        self._begin_episode()
-        self._use_variant("rope")
         rng = self.np_random
         self.hanger_pos = np.array([*rng.uniform(-0.5, 0.5, size=2), 0.0])
         self.data.mocap_pos[0] = self.hanger_pos
@@ -119,21 +117,17 @@ class RopeClosingEnv(RopeTaskEnv):
             "winding": winding_number(self.vertex_pos[:, :2], c),
         }
 
-    def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
+    def _task_reward_terms(self, action: np.ndarray, prev_action: np.ndarray) -> dict[str, float]:
         e = self._errors
         final = self._final_steps(self.final_steps)
-        terms = {
+        return {
             "ends": -self.ends_weight * e["ends"] if final else 0.0,
             "closing": self.closing_weight * (self._ends_before - e["ends"]),
             "centre": -self.centre_weight * e["centre"],
             "speed": -self.speed_weight * float(np.linalg.norm(self.link_vel[:, :2], axis=1).mean()),
-            "action_rate": -self.action_rate_weight * self._action_rate(action),
+            "action_rate": -self.action_rate_weight * self._action_rate(action, prev_action),
         }
-        return float(sum(terms.values())), terms
 
-    def is_success(self) -> bool:
+    def _task_success(self) -> bool:
         e = self._errors
         return e["ends"] < self.success_distance and abs(e["winding"]) >= 0.5
-
-    def _task_info(self) -> dict[str, Any]:
-        return {"is_success": self.is_success(), **{f"error_{k}": v for k, v in self._errors.items()}}

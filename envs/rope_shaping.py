@@ -143,8 +143,6 @@ class RopeShapingEnv(RopeTaskEnv):
         return self.scene_xml("rope_shaping", marker + "\n" + bodies, flex, camera="0 -7 10")
 
     def _task_reset(self, options: dict[str, Any]) -> None:
-        self._begin_episode()
-        self._use_variant("rope")
         rng = self.np_random
         angle = rng.uniform(math.pi / 4, math.pi / 2) * (1 if rng.uniform() < 0.5 else -1)
         self.set_vertices(self.straight_rope(np.zeros(2), angle))
@@ -164,17 +162,13 @@ class RopeShapingEnv(RopeTaskEnv):
         e["shape"] = e["turning"] + e["axis"] + e["distance"]
         self._errors = e
 
-    def _task_reward(self, action: np.ndarray) -> tuple[float, dict[str, float]]:
+    def _task_reward_terms(self, action: np.ndarray, prev_action: np.ndarray) -> dict[str, float]:
         k = self.final_weight if self._final_steps(self.final_steps) else self.running_weight
-        terms = {
+        return {
             "shape": -self.shape_weight * k * self._errors["shape"],
             "progress": self.progress_weight * (self._shape_before - self._errors["shape"]),
-            "action_rate": -self.action_rate_weight * self._action_rate(action),
+            "action_rate": -self.action_rate_weight * self._action_rate(action, prev_action),
         }
-        return float(sum(terms.values())), terms
 
-    def is_success(self) -> bool:
+    def _task_success(self) -> bool:
         return self._errors["shape"] < self.success_error
-
-    def _task_info(self) -> dict[str, Any]:
-        return {"is_success": self.is_success(), **{f"error_{k}": v for k, v in self._errors.items()}}

@@ -19,9 +19,11 @@ autoreset, batched spaces, dict infos): it is the rigid tasks' ``vector_entry_po
 ``gym.make_vec("geomanip/RigidInsertion-v0", num_envs=8)`` returns one.
 
 The sub-environments (:attr:`RigidVectorEnv.envs`, unwrapped task instances) own the MuJoCo models and data
-and sample each episode (shape, start, goal) with their own seeded generators, so episodes are those of the
-single environment. The vector environment steps their data directly: their own step counters and cached
-read-outs are not updated, and ``env_method``/``get_attr`` see only what lives in ``model`` and ``data``.
+and sample each episode (shape, start, goal) with their own seeded generators, through their public
+:meth:`~geomanip.envs.rigid.RigidTaskEnv.begin_episode`, so episodes are those of the single environment. The
+vector environment steps their data directly (with the single environment's :func:`~geomanip.envs.base.step_physics`
+and :func:`~geomanip.envs.base.validate_actions`): their own step counters and cached read-outs are not
+updated, and ``env_method``/``get_attr`` see only what lives in ``model`` and ``data``.
 """
 
 from __future__ import annotations
@@ -37,14 +39,8 @@ from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from geomanip.envs.rigid import (
-    STATE_SPEC,
-    RigidTaskEnv,
-    keypoint_observation,
-    state_slices,
-    step_physics,
-    validate_actions,
-)
+from geomanip.envs.base import state_slices, step_physics, validate_actions
+from geomanip.envs.rigid import RigidTaskEnv, keypoint_observation
 from geomanip.envs.rigid_insertion import RigidInsertionEnv
 from geomanip.envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
 from geomanip.envs.rigid_pushing import RigidPushingEnv
@@ -92,10 +88,9 @@ class RigidVectorEnv(VecEnv):
             )
         # All environments share the task's parameters, so any of them can evaluate the batched task logic.
         self.task: RigidTaskEnv = self.envs[0]
-        # And one cache of compiled scenes (a model is read-only during simulation, so the environments' data
-        # can share it: each shape is compiled once, not once per environment) and one pool of idle data.
+        # And one cache of compiled scenes: each shape compiles once, not once per environment.
         for env in self.envs[1:]:
-            env._models, env._data_pool = self.task._models, self.task._data_pool
+            env.share_scenes(self.task)
         super().__init__(num_envs, self.task.observation_space, self.task.action_space)
         b = num_envs
         self._models: list[mujoco.MjModel] = [None] * b  # type: ignore[list-item]
@@ -116,24 +111,19 @@ class RigidVectorEnv(VecEnv):
     def _reset_envs(self, indices: list[int], seeds: list[int | None], options: list[dict[str, Any]]) -> None:
         """Reset environments ``indices`` and write their first observations into ``self._obs``.
 
-        Each environment samples its episode as ``MujocoGraphEnv.reset`` does; the observations and reset
-        infos of all of them then come from one batched pass (a test checks them against single resets).
+        Each environment starts its episode as its ``reset`` does (``begin_episode``); the observations and
+        reset infos of all of them then come from one batched pass (a test checks them against single resets).
         """
         for i, seed, opts in zip(indices, seeds, options, strict=True):
-            env = self.envs[i]
-            # MujocoGraphEnv.reset up to its observation: seed, sample the episode, forward kinematics.
-            gym.Env.reset(env, seed=seed)
-            env.t = 0
-            env._task_reset(opts)
-            mujoco.mj_forward(env.model, env.data)
+            episode = self.envs[i].begin_episode(seed, opts)
             if self._states is None:
-                self._states = np.zeros((self.num_envs, env._state.shape[1]))
-                self._qpos, self._qvel = state_slices(env.model)
-            mujoco.mj_getState(env.model, env.data, self._states[i], STATE_SPEC)
-            self._models[i], self._datas[i] = env.model, env.data
-            self._goal_pos[i], self._goal_rot[i] = env.goal_pos, env.goal_rot
-            self._local_keypoints[i] = env._local_keypoints
-            self._shapes[i] = env.shape.name
+                self._states = np.zeros((self.num_envs, episode.state.size))
+                self._qpos, self._qvel = state_slices(episode.model)
+            self._states[i] = episode.state
+            self._models[i], self._datas[i] = episode.model, episode.data
+            self._goal_pos[i], self._goal_rot[i] = episode.goal_pos, episode.goal_rot
+            self._local_keypoints[i] = episode.local_keypoints
+            self._shapes[i] = episode.shape
         idx = np.asarray(indices)
         self._t[idx] = 0
         self._prev_action[idx] = 0.0

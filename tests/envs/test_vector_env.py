@@ -7,7 +7,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from geomanip import envs
-from geomanip.envs.rigid import STATE_SPEC, quat_matrices, state_slices
+from geomanip.envs.base import STATE_SPEC, state_slices
+from geomanip.envs.rigid import quat_matrices
 from geomanip.envs.shapes import get_shape
 from geomanip.envs.vector import RigidVectorEnv, make_vector_env
 
