@@ -16,12 +16,11 @@ import torch
 from stable_baselines3.common.policies import ActorCriticPolicy, MultiInputActorCriticPolicy
 
 from geomanip import envs, weights
-from geomanip.policies import make_policy
 from geomanip.policies.training import (
     RLConfig,
     evaluate_both,
     evaluate_policy,
-    network_kwargs,
+    policy_spec,
     variant_sets,
     write_video,
 )
@@ -47,7 +46,7 @@ def load_policy(task: str, policy: str = "hepi") -> tuple[ActorCriticPolicy, RLC
     known = {f.name for f in fields(RLConfig)}
     cfg = RLConfig(**{k: v for k, v in checkpoint["config"].items() if k in known})
     env = gym.make(cfg.task)
-    policy_class, policy_kwargs = make_policy(cfg.policy, env, **network_kwargs(cfg))
+    policy_class, policy_kwargs = policy_spec(cfg, env)
     if policy_class == "MultiInputPolicy":
         policy_class = MultiInputActorCriticPolicy
     network = policy_class(env.observation_space, env.action_space, lambda _: 0.0, **policy_kwargs)

@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from geomanip import envs, runs
 from geomanip.envs.vector import make_vector_env
 from geomanip.policies import POLICIES, make_policy
+from geomanip.policies.sb3 import CRITICS
 from geomanip.policies.trpl import TRPL
 
 if sys.version_info >= (3, 11):
@@ -99,6 +100,10 @@ class RLConfig:
     rotations about the vertical by multiples of 360/longitudes degrees); not given: HEPiNetwork's default."""
     basis_dim: int | None = None
     """HEPi/EMPN: size of the convolution kernel bases (not given: HEPiNetwork's default)."""
+    critic: Literal["same", "deepsets", "shared"] | None = None
+    """Graph policies: where the value comes from (same: a second network of the actor's architecture;
+    deepsets: a small invariant DeepSets network, much cheaper; shared: the actor's network with a value head);
+    not given: the policy's default (geomanip.policies.GraphActorCriticPolicy)."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 64
@@ -138,6 +143,8 @@ class RLConfig:
         for name in ("hidden", "longitudes", "basis_dim"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)} (leave it out for the default)")
+        if self.critic is not None and (self.policy == "mlp" or self.critic not in CRITICS):
+            raise ValueError(f"critic {self.critic!r} is not one of {', '.join(CRITICS)} for a graph policy")
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (PyTorch's default) or positive, got {self.threads}")
 
@@ -195,6 +202,14 @@ def network_kwargs(cfg: RLConfig) -> dict[str, int]:
     names = {"hepi": ("hidden", "longitudes", "basis_dim"), "empn": ("hidden", "longitudes", "basis_dim")}
     names["transformer"] = ("hidden",)
     return {k: getattr(cfg, k) for k in names.get(cfg.policy, ()) if getattr(cfg, k) is not None}
+
+
+def policy_spec(cfg: RLConfig, env: gym.Env) -> tuple[Any, dict[str, Any]]:
+    """``(policy, policy_kwargs)`` of ``cfg``'s policy for ``env``, as training and loading build it."""
+    policy, policy_kwargs = make_policy(cfg.policy, env, **network_kwargs(cfg))
+    if cfg.critic is not None:
+        policy_kwargs["critic"] = cfg.critic
+    return policy, policy_kwargs
 
 
 def make_training_envs(cfg: RLConfig) -> VecEnv:
@@ -340,11 +355,7 @@ def run(cfg: RLConfig) -> dict:
         if (out / "history.json").is_file():
             history = json.loads((out / "history.json").read_text())
     else:
-        policy, policy_kwargs = make_policy(
-            cfg.policy,
-            first_env or gym.make(cfg.task),
-            **network_kwargs(cfg),
-        )
+        policy, policy_kwargs = policy_spec(cfg, first_env or gym.make(cfg.task))
         trpl_kwargs = dict(
             projection=cfg.projection,
             mean_bound=cfg.mean_bound,

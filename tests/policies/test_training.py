@@ -246,3 +246,17 @@ def test_the_python_api_builds_the_network_that_train_trains(policy):
     shapes = {k: v.shape for k, v in build(trained).state_dict().items()}
     assert shapes == {k: v.shape for k, v in build(default).state_dict().items()}
     assert training.network_kwargs(configure(policy=policy, hidden=8))["hidden"] == 8
+
+
+def test_the_critic_option_reaches_the_policy_and_is_refused_for_the_mlp():
+    import gymnasium as gym
+
+    from geomanip.policies.sb3 import DeepSetsCritic
+
+    cfg = configure(critic="deepsets", hidden=8)
+    env = gym.make(cfg.task)
+    policy, kwargs = training.policy_spec(cfg, env)
+    network = policy(env.observation_space, env.action_space, lambda _: 0.0, **kwargs)
+    assert isinstance(network.mlp_extractor.critic, DeepSetsCritic)
+    with pytest.raises(ValueError, match="critic 'deepsets' is not one of"):
+        configure(policy="mlp", critic="deepsets").validate()
