@@ -44,7 +44,7 @@ EdgeType = tuple[str, str, str]
 STATE_SPEC = int(mujoco.mjtState.mjSTATE_INTEGRATION)
 """What a saved state holds: everything that determines the next step (time, qpos, qvel, warm start, ctrl,
 mocap, ...), so that restoring it after an unstable step, or copying it, loses nothing. (A plain int: MuJoCo's
-bindings take one ~2 us faster than the enum, once per environment and step.)"""
+bindings take one faster than the enum, and it is passed once per environment and step.)"""
 
 OBS_BOUND = 1e3
 """Bound of every observed coordinate (m or m/s): unreachable, since unstable steps end the episode."""
@@ -447,7 +447,7 @@ class MujocoGraphEnv(gym.Env, abc.ABC):
             self.render()
         return obs, float(sum(terms.values())), not stable, truncated, info
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to make().")
             return None
