@@ -1,13 +1,13 @@
 """Learning curves of the graph policies and baselines at equal environment steps.
 
-Run: ``python -m benchmarks.rl [--steps 100000] [--seeds 3] [--tasks RigidInsertion-v0,RigidPushing-v0]
-[--policies hepi,empn,transformer,mlp] [--algo ppo|trpl]`` (``--quick`` for a smoke run). Each (task, policy,
-seed) is one ``geomanip train`` run in its own folder under ``--out``, with the task's settings file
-(:func:`geomanip.policies.training.configure`) but ``--steps`` and ``--evals``; finished runs (with a
-``summary.json`` of at least ``--steps``) are reused and interrupted ones resume from their checkpoint, so an
-interrupted benchmark continues where it stopped. Prints final success and return on training and held-out
-variants (shapes; cloth holes), mean ± std over seeds, deterministic policy, the random policy's, and
-wall-clock minutes per million environment steps; plots the mean curves per task to ``--plots``.
+Run: ``python -m benchmarks.rl [--steps N] [--seeds 3] [--tasks RigidInsertion-v0,RigidPushing-v0] [--policies
+hepi,empn,transformer,mlp] [--algo ppo|trpl]`` (``--quick`` for a smoke run). Each (task, policy, seed) is one
+``geomanip train`` run in its own folder under ``--out``, with the task's settings file
+(:func:`geomanip.policies.training.configure`), whose budget ``--steps`` replaces when given, and ``--evals`` points
+on the curve; finished runs (with a ``summary.json`` of at least the budget) are reused and interrupted ones resume
+from their checkpoint, so an interrupted benchmark continues where it stopped. Prints final success and return on
+training and held-out variants (shapes; cloth holes), mean ± std over seeds, deterministic policy, the random
+policy's, and wall-clock minutes per million environment steps; plots the mean curves per task to ``--plots``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def main() -> None:
     parser.add_argument("--tasks", default="RigidInsertion-v0,RigidPushing-v0")
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=100_000, help="environment steps per run")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="environment steps per run (default: each task's settings budget)"
+    )
     parser.add_argument("--evals", type=int, default=5, help="evaluations per run (the curve's points)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and shape set")
     parser.add_argument("--out", default="runs/bench_rl")
@@ -71,24 +73,26 @@ def main() -> None:
     if args.quick:
         args.steps, args.evals, args.eval_episodes = 256, 2, 1
     tasks, policies = args.tasks.split(","), args.policies.split(",")
-    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {args.steps} steps x {args.seeds} seeds per policy")
+    budget = f"{args.steps} steps" if args.steps else "each task's budget"
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {budget} x {args.seeds} seeds per policy")
 
     rows = []
     for task in tasks:
         by_policy: dict[str, list[dict]] = {}
         for policy in policies:
+            steps = args.steps or configure(task=task, policy=policy).total_steps
             for seed in range(args.seeds):
                 name = policy if args.algo == "ppo" else f"{policy}_{args.algo}"
                 out = Path(args.out) / task / name / f"seed{seed}"
                 summary_path = out / "summary.json"
-                if summary_path.is_file() and json.loads(summary_path.read_text())["steps"] >= args.steps:
+                if summary_path.is_file() and json.loads(summary_path.read_text())["steps"] >= steps:
                     summary = json.loads(summary_path.read_text())
                 else:
                     resume = (out / "last.zip").is_file()
-                    options = dict(total_steps=args.steps, out=str(out), resume=resume, progress=False)
+                    options = dict(total_steps=steps, out=str(out), resume=resume, progress=False)
                     if not resume:
                         options |= dict(task=task, policy=policy, algo=args.algo, seed=seed)
-                        options |= dict(eval_every=max(1, args.steps // args.evals), eval_episodes=args.eval_episodes)
+                        options |= dict(eval_every=max(1, steps // args.evals), eval_episodes=args.eval_episodes)
                         if args.quick:
                             options |= dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=1, hidden=8)
                     summary = run(configure(**options))
@@ -102,21 +106,21 @@ def main() -> None:
         v = np.array([s[part][key] for s in summaries])
         return f"{v.mean():7.1f} ± {v.std():5.1f}" if "return" in key else f"{v.mean():5.0%} ± {v.std():4.0%}"
 
-    print(f"\nFinal deterministic policy after {args.steps} steps, mean ± std over {args.seeds} seeds")
-    header = f"{'task':<26} | {'policy':<11} | {'success train':>13} | {'success unseen':>14} | "
+    print(f"\nFinal deterministic policy, mean ± std over {args.seeds} seeds")
+    header = f"{'task':<26} | {'policy':<11} | {'steps':>9} | {'success train':>13} | {'success unseen':>14} | "
     header += f"{'return train':>15} | {'return unseen':>15} | {'min / 1M steps':>14}"
     print(header)
     print("-" * len(header))
     for i, (task, policy, summaries) in enumerate(rows):
         minutes = np.mean([s["train_seconds"] / s["steps"] * 1e6 / 60 for s in summaries])
         print(
-            f"{task:<26} | {policy:<11} | {stat(summaries, 'train_success'):>13} | "
+            f"{task:<26} | {policy:<11} | {summaries[0]['steps']:>9} | {stat(summaries, 'train_success'):>13} | "
             f"{stat(summaries, 'unseen_success'):>14} | {stat(summaries, 'train_return'):>15} | "
             f"{stat(summaries, 'unseen_return'):>15} | {minutes:14.0f}"
         )
         if i == len(rows) - 1 or rows[i + 1][0] != task:
             print(
-                f"{task:<26} | {'random':<11} | {stat(summaries, 'train_success', 'random'):>13} | "
+                f"{task:<26} | {'random':<11} | {'':>9} | {stat(summaries, 'train_success', 'random'):>13} | "
                 f"{stat(summaries, 'unseen_success', 'random'):>14} | "
                 f"{stat(summaries, 'train_return', 'random'):>15} | {stat(summaries, 'unseen_return', 'random'):>15} |"
             )
