@@ -335,56 +335,13 @@ def run(cfg: RLConfig) -> dict:
     cfg.validate()
     device = runs.resolve_device(cfg.device)
     out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, (CHECKPOINT,), OUTPUTS)
-    last = out / CHECKPOINT
     if cfg.resume:
-        runs.check_resume(last, runs.saved_config(out) or {}, asdict(cfg), RESUME_KEYS)
+        runs.check_resume(out / CHECKPOINT, runs.saved_config(out) or {}, asdict(cfg), RESUME_KEYS)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    venv = make_training_envs(cfg)
-    first_env = venv.envs[0] if hasattr(venv, "envs") else None
-    if cfg.normalize_reward:
-        scaler = out / "reward_norm.pkl"
-        if cfg.resume and scaler.is_file():
-            venv = VecNormalize.load(str(scaler), venv)
-        else:
-            venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=0.99)
-
-    history: list[dict] = []
-    if cfg.resume:
-        model = ALGORITHMS[cfg.algo].load(last, env=venv, device=device)
-        if (out / "history.json").is_file():
-            history = json.loads((out / "history.json").read_text())
-    else:
-        policy, policy_kwargs = policy_spec(cfg, first_env or gym.make(cfg.task))
-        trpl_kwargs = dict(
-            projection=cfg.projection,
-            mean_bound=cfg.mean_bound,
-            cov_bound=cfg.cov_bound,
-            trust_region_coef=cfg.trust_region_coef,
-        )
-        model = ALGORITHMS[cfg.algo](
-            policy,
-            venv,
-            learning_rate=cfg.lr,
-            n_steps=cfg.n_steps,
-            batch_size=cfg.batch_size,
-            n_epochs=cfg.n_epochs,
-            gamma=0.99,
-            gae_lambda=0.95,
-            ent_coef=cfg.ent_coef,
-            policy_kwargs=policy_kwargs,
-            tensorboard_log=str(out / "tb"),
-            seed=cfg.seed,
-            device=device,
-            **(trpl_kwargs if cfg.algo == "trpl" else {}),
-        )
+    model, history = build_or_resume_model(cfg, out, device)
     runs.write_json(out / "run.json", asdict(cfg))
-
-    rng_baseline = np.random.default_rng(cfg.seed)
-    action_dim = venv.action_space.shape[0]
-    random_metrics = evaluate_both(
-        lambda obs: rng_baseline.uniform(-1, 1, (len(next(iter(obs.values()))), action_dim)), cfg, seed=10_000
-    )
+    random_metrics = evaluate_random_policy(cfg, model.action_space.shape[0])
 
     callback = EvaluateAndCheckpoint(cfg, out, history)
     started = time.perf_counter()
@@ -401,11 +358,63 @@ def run(cfg: RLConfig) -> dict:
         callback.init_callback(model)
         callback.evaluate()
     seconds = time.perf_counter() - started
-    venv.close()
+    model.get_env().close()
+    return write_summary(cfg, out, model.num_timesteps, seconds, history, random_metrics)
 
+
+def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tuple[PPO | TRPL, list[dict]]:
+    """The algorithm on its training environments (rewards scaled when ``cfg.normalize_reward``): new, or with
+    ``cfg.resume`` loaded from ``out`` with its reward scaler and evaluation history."""
+    venv = make_training_envs(cfg)
+    first_env = venv.envs[0] if hasattr(venv, "envs") else None
+    scaler = out / "reward_norm.pkl"
+    if cfg.normalize_reward and cfg.resume and scaler.is_file():
+        venv = VecNormalize.load(str(scaler), venv)
+    elif cfg.normalize_reward:
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=0.99)
+    if cfg.resume:
+        model = ALGORITHMS[cfg.algo].load(out / CHECKPOINT, env=venv, device=device)
+        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+        return model, history
+    policy, policy_kwargs = policy_spec(cfg, first_env or gym.make(cfg.task))
+    trpl_kwargs = dict(
+        projection=cfg.projection,
+        mean_bound=cfg.mean_bound,
+        cov_bound=cfg.cov_bound,
+        trust_region_coef=cfg.trust_region_coef,
+    )
+    model = ALGORITHMS[cfg.algo](
+        policy,
+        venv,
+        learning_rate=cfg.lr,
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        gamma=0.99,
+        gae_lambda=0.95,
+        ent_coef=cfg.ent_coef,
+        policy_kwargs=policy_kwargs,
+        tensorboard_log=str(out / "tb"),
+        seed=cfg.seed,
+        device=device,
+        **(trpl_kwargs if cfg.algo == "trpl" else {}),
+    )
+    return model, []
+
+
+def evaluate_random_policy(cfg: RLConfig, action_dim: int) -> dict[str, float]:
+    """The uniformly random policy's metrics on the evaluation episodes (the baseline of every curve)."""
+    rng = np.random.default_rng(cfg.seed)
+    return evaluate_both(lambda obs: rng.uniform(-1, 1, (len(next(iter(obs.values()))), action_dim)), cfg, 10_000)
+
+
+def write_summary(
+    cfg: RLConfig, out: Path, steps: int, seconds: float, history: list[dict], random_metrics: dict[str, float]
+) -> dict:
+    """Write ``summary.json`` and ``learning_curve.png``; returns the summary."""
     summary = {
         "config": asdict(cfg),
-        "steps": model.num_timesteps,
+        "steps": steps,
         "train_seconds": seconds,
         "final": history[-1],
         "random": random_metrics,
