@@ -92,7 +92,7 @@ class RopeShapingEnv(RopeTaskEnv):
     **Success** (``info["is_success"]``): ``E < success_error``, default 0.35. For scale: the straight start
     has ``E`` = 0.71, the best rope made of straight pieces with two bends 0.39 (so success needs a third bend),
     an ideal zigzag of four straight quarters 0.08 and the W itself 0. The scripted controller
-    (:func:`geomanip.envs.scripted_deformable.rope_shaping_action`) succeeds on 5 of seeds 0-9 (``E`` 0.27-1.0): an
+    (:func:`geomanip.envs.scripted_deformable.rope_shaping_action`) succeeds on only some seeds (BENCHMARKS.md): an
     inextensible chain without bending stiffness, moved only at its ends on a frictional table, is hard to
     shape, and the middle bend is where it fails.
 
