@@ -14,8 +14,9 @@ the epoch loop (:func:`train_epoch`, :func:`validate_and_checkpoint`), then :fun
 Models plug in through three small functions: :func:`build_model`, :func:`training_loss` (EqMotion: best-of-K
 displacement; GeoTDM: the denoising loss returned by its ``forward``) and :func:`predict` (EqMotion: its
 output; GeoTDM: K samples). GeoTDM validates on sampled trajectories (``avg_ade`` over K samples on N-body
-data, ``min_ade`` on ETH/UCY) or, when unconditional, on a seeded denoising loss; unconditional test runs add
-the generation scores of :mod:`geomanip.motion.generation_metrics`.
+data, ``min_ade`` on ETH/UCY; after each epoch only the first ``val_limit`` validation samples with ``val_steps``
+DDIM steps, so that most of a budget goes to gradient steps) or, when unconditional, on a seeded denoising loss;
+unconditional test runs add the generation scores of :mod:`geomanip.motion.generation_metrics`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -124,6 +125,11 @@ class MotionConfig:
     """GeoTDM: denoising steps when sampling for validation and test (DDIM; diffusion_steps: ancestral DDPM)."""
     eval_limit: int = 0
     """Validation and test samples evaluated (0: all); bounds GeoTDM's sampling cost on a CPU."""
+    val_limit: int = 128
+    """GeoTDM: validation samples sampled after each epoch, the first ones (0: as many as eval_limit allows);
+    the test set is not affected."""
+    val_steps: int = 10
+    """GeoTDM: DDIM steps of the validation sampling after each epoch (0: sample_steps)."""
 
     def validate(self) -> None:
         """Refuse unknown choices and sizes that cannot be (a ``ValueError`` naming the option)."""
@@ -438,7 +444,10 @@ def prepare_data(cfg: MotionConfig, procs: Processes) -> Data:
     eval_sets = {s: datasets[s] for s in ("val", "test")}
     if cfg.eval_limit:
         eval_sets = {s: Subset(d, range(min(cfg.eval_limit, len(d)))) for s, d in eval_sets.items()}
-    val_loader = DataLoader(eval_sets["val"], 256, collate_fn=pad_collate)
+    val_set = eval_sets["val"]
+    if cfg.model == "geotdm" and cfg.val_limit:
+        val_set = Subset(val_set, range(min(cfg.val_limit, len(val_set))))
+    val_loader = DataLoader(val_set, 256, collate_fn=pad_collate)
     test_loader = DataLoader(eval_sets["test"], 256, collate_fn=pad_collate)
     return Data(datasets, sampler, train_loader, val_loader, test_loader, eval_sets["test"])
 
@@ -503,7 +512,8 @@ def validate_and_checkpoint(
     writer: SummaryWriter,
 ) -> None:
     """Validate after an epoch; write ``last.pt``, and ``best.pt`` when the selection metric improved."""
-    val = evaluate(training.model, val_loader, device, cfg)
+    val_cfg = replace(cfg, sample_steps=cfg.val_steps or cfg.sample_steps) if cfg.model == "geotdm" else cfg
+    val = evaluate(training.model, val_loader, device, val_cfg)
     key = selection_key(cfg)
     for k, v in val.items():
         writer.add_scalar(f"val/{k}", v, training.step)
@@ -554,6 +564,8 @@ def evaluate_best_and_report(
         "test": result,
         "train_seconds": train_seconds,
         "train_samples_per_second": training.samples / max(training.batch_seconds, 1e-9),
+        # The share of this process's training time spent in gradient steps (the rest: validation, checkpoints).
+        "gradient_fraction": training.batch_seconds / max(train_seconds, 1e-9),
     }
     runs.write_json(out / "summary.json", summary)
     if cfg.model == "geotdm":

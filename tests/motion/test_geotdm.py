@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -231,9 +232,30 @@ def test_train_py_runs_geotdm_and_writes_its_outputs(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["modes"] == 5 and len(summary["val_history"]) == 2
     assert summary["best_val"] == min(summary["val_history"])
+    assert 0 < summary["gradient_fraction"] <= 1
     assert math.isfinite(result["avg_ade"]) and result["min_ade"] <= result["avg_ade"]
     for name in ("best.pt", "last.pt", "generated.png", "sample.gif"):
         assert (out / name).is_file(), name
+
+
+def test_geotdm_validates_on_a_small_subset_with_few_steps(tmp_path, monkeypatch):
+    from geomanip.motion import training
+    from geomanip.motion.data.nbody import NBodyConfig, write_dataset
+
+    data = tmp_path / "charged"
+    write_dataset(NBodyConfig(num_frames=30, sample_every=20), data, {"train": 16, "val": 12, "test": 8}, False)
+    seen = []
+    evaluate = training.evaluate
+
+    def spy(model, loader, device, cfg=None):
+        seen.append((len(loader.dataset), cfg.sample_steps))
+        return evaluate(model, loader, device, cfg)
+
+    monkeypatch.setattr(training, "evaluate", spy)
+    small = dict(hidden=16, layers=1, batch_size=16, diffusion_steps=50, sample_steps=4, progress=False)
+    cfg = training.MotionConfig(model="geotdm", data_root=str(data), out=str(tmp_path / "run"), epochs=1, **small)
+    training.run(replace(cfg, val_limit=5, val_steps=2))
+    assert seen == [(5, 2), (8, 4)]  # validation: 5 systems, 2 steps; the test: all 8 with sample_steps
 
 
 @pytest.mark.slow
