@@ -1,8 +1,8 @@
 """What a user of the wheel does first, run from outside the repository in a fresh virtual environment.
 
 Called by ``.ci/check_wheel``: imports the namespace, makes every task through ``gym.make`` and
-``gym.make_vec``, fits one body with ArtEq, loads an ETH/UCY split from the shipped data, and checks that
-the install put no generic top-level names into site-packages.
+``gym.make_vec``, fits one body with ArtEq, loads an ETH/UCY split from the shipped data, loads the shipped
+weights, and checks that the install put no generic top-level names into site-packages.
 """
 
 import sys
@@ -48,4 +48,15 @@ print("fitted one body with ArtEq")
 windows = load_split("hotel", "test")
 assert len(windows) > 0
 print(f"loaded ETH/UCY hotel test split: {len(windows)} samples")
+
+# The README's "use it without training": the shipped weights load from the wheel and run.
+from geomanip import weights  # noqa: E402
+from geomanip.motion import EqMotion  # noqa: E402
+
+assert {"eqmotion-charged", "hepi-RigidSliding-v0"} <= set(weights.available()), weights.available()
+predictor = EqMotion.pretrained("charged")
+with torch.no_grad():
+    future = predictor(torch.randn(1, 5, predictor.past_frames, 3))
+assert future.shape == (1, 5, 1, predictor.future_frames, 3) and torch.isfinite(future).all()
+print(f"shipped weights: {', '.join(weights.available())}; EqMotion.pretrained('charged') predicts")
 sys.exit(0)
