@@ -6,10 +6,11 @@ Han et al., "Geometric Trajectory Diffusion Models", NeurIPS 2024. Trajectories 
 - :class:`EGTN` alternates a spatial :class:`~geomanip.kernels.EGNNConv` over the agents of each frame with a per-agent
   :class:`TemporalAttention` over frames (relative time embeddings on keys and values, coordinate updates
   along ``x_t - x_s``). Invariant features ``h`` and equivariant coordinates ``x`` are updated together.
-- :class:`GeoTDM` is the DDPM around it: ε-prediction with an MSE loss on a linear beta schedule. Conditional
-  models (``cond_frames > 0``) diffuse the residual ``x - x_r`` from a learnable geometric prior ``x_r``
-  (weights over the conditioning frames that sum to one, from a small EGTN over them). Unconditional models
-  (``cond_frames = 0``) diffuse in the subspace of zero centre of mass over all agents and frames.
+- :class:`GeoTDM` is the DDPM around it: ε-prediction (the paper's) or x0-prediction with an MSE loss on a
+  linear beta schedule. Conditional models (``cond_frames > 0``) diffuse the residual ``x - x_r`` from a
+  learnable geometric prior ``x_r`` (weights over the conditioning frames that sum to one, from a small EGTN
+  over them; optionally added to a constant-velocity extrapolation). Unconditional models (``cond_frames = 0``)
+  diffuse in the subspace of zero centre of mass over all agents and frames.
 - :class:`DiffusionSchedule` holds the schedule and one DDIM update rule: with ``eta = 1`` on all 1000
   steps it is exactly ancestral DDPM sampling; ``eta = 0`` on a few steps is deterministic DDIM.
 
@@ -207,7 +208,10 @@ class GeoTDM(nn.Module):
     **Conditional** (``cond_frames = T_c > 0``): given frames ``c [B, N, T_c, D]``, a prior EGTN over them
     gives invariant ``h_s`` and equivariant ``x^_s``; for each generated frame ``t``,
     ``a_ts = MLP[h_s, emb(t - s)]``, ``w_ts = 1 / T_c + a_ts - mean_s a_ts`` (sums to one, may extrapolate) and
-    ``x_r(t) = sum_s w_ts x^_s``. The diffusion runs on ``y = x - x_r``; the denoiser sees the conditioning
+    ``x_r(t) = sum_s w_ts x^_s``. With ``velocity_prior``, ``x_r(t) = x_last + (t - t_last) v_last +
+    sum_s (a_ts - mean_s a_ts) x^_s`` instead: the constant-velocity extrapolation of the last two conditioning
+    frames (equivariant: its weights 1 + tau and -tau sum to one) plus a learned correction whose weights sum to
+    zero, starting at zero. The diffusion runs on ``y = x - x_r``; the denoiser sees the conditioning
     frames and ``x_r + y_k`` on the time axis.
     **Unconditional** (``cond_frames = 0``): ``y = x - com(x)`` and all noise is projected to zero centre of
     mass over agents and frames, so samples have zero centre of mass.
@@ -218,6 +222,12 @@ class GeoTDM(nn.Module):
     embedding of the diffusion step and of the frame index, a flag marking conditioning frames, and the
     speed ``|x_t - x_{t-1}|``.
 
+    With ``prediction="x0"`` the same output is read as the clean residual ``y_0`` instead, plus the linear
+    estimate ``c(k) y_k`` with ``c(k) = sqrt(a_k) s_d^2 / (a_k s_d^2 + 1 - a_k)`` (the best linear guess of a
+    ``y_0`` of scale ``s_d = sigma_data`` from ``y_k``); the loss is the MSE of ``y_0`` (i.e. of ``x_0`` in data
+    space), and the noise for the DDIM update is derived, ``eps = (y_k - sqrt(a_k) y^_0) / sqrt(1 - a_k)``. This
+    avoids dividing the network's error by ``sqrt(a_k)`` at high noise, and an untrained model samples the prior.
+
     Args:
         cond_frames: conditioning frames ``T_c`` (0: unconditional).
         future_frames: default number of generated frames (``horizon`` of :meth:`sample`).
@@ -225,6 +235,9 @@ class GeoTDM(nn.Module):
         prior_layers: layers of the prior EGTN.
         diffusion_steps, beta_start, beta_end: the linear schedule (paper: 1000, 1e-4, 0.02).
         dim: spatial dimension of unconditional samples (conditional ones take ``cond``'s).
+        prediction: ``"eps"`` (the paper's ε-prediction) or ``"x0"`` (the clean residual).
+        velocity_prior: add the constant-velocity extrapolation to the prior (conditional, ``cond_frames >= 2``).
+        sigma_data: the residual scale ``s_d`` of x0-prediction's linear estimate.
 
     Shapes:
         - forward (training loss): ``x [B, N, T, D]`` target frames, ``cond [B, N, T_c, D]``, ``mask [B, N]``
@@ -243,13 +256,23 @@ class GeoTDM(nn.Module):
         beta_start: float = 1e-4,
         beta_end: float = 0.02,
         dim: int = 3,
+        prediction: str = "eps",
+        velocity_prior: bool = False,
+        sigma_data: float = 0.5,
     ) -> None:
         super().__init__()
         if cond_frames < 0 or future_frames < 1:
             raise ValueError(
                 f"GeoTDM: need cond_frames >= 0 and future_frames >= 1, got {cond_frames}, {future_frames}"
             )
+        if prediction not in ("eps", "x0"):
+            raise ValueError(f"GeoTDM: prediction must be 'eps' or 'x0', got {prediction!r}")
+        if velocity_prior and cond_frames < 2:
+            raise ValueError(f"GeoTDM: velocity_prior needs cond_frames >= 2, got {cond_frames}")
+        if sigma_data <= 0:
+            raise ValueError(f"GeoTDM: sigma_data must be positive, got {sigma_data}")
         self.cond_frames, self.future_frames, self.dim, self.hidden = cond_frames, future_frames, dim, hidden
+        self.prediction, self.velocity_prior, self.sigma_data = prediction, velocity_prior, sigma_data
         self.schedule = DiffusionSchedule(diffusion_steps, beta_start, beta_end)
         self.denoiser = EGTN(2 * hidden + 2, hidden, layers, heads)
         self.eps_scale = nn.Linear(hidden, 1)
@@ -261,6 +284,9 @@ class GeoTDM(nn.Module):
             self.prior_node = nn.Linear(hidden, hidden)
             self.prior_rel = nn.Linear(hidden, hidden)
             self.prior_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 1))
+            if velocity_prior:  # start at constant velocity exactly
+                nn.init.zeros_(self.prior_out[1].weight)
+                nn.init.zeros_(self.prior_out[1].bias)
 
     @property
     def conditional(self) -> bool:
@@ -298,14 +324,30 @@ class GeoTDM(nn.Module):
         t = torch.arange(Tc, Tc + horizon, device=cond.device)
         rel = self.prior_rel(sinusoidal(t[:, None] - frames[None, :], self.hidden).to(cond.dtype))  # [T, Tc, H]
         a = self.prior_out(self.prior_node(h)[:, :, None] + rel).squeeze(-1)  # [B, N, T, Tc]
+        if self.velocity_prior:
+            tau = (t - (Tc - 1)).to(cond.dtype).view(1, 1, -1, 1)  # frames after the last conditioning one
+            last, before = cond[:, :, -1:], cond[:, :, -2:-1]
+            return last + tau * (last - before) + (a - a.mean(-1, keepdim=True)) @ xh
         w = 1.0 / Tc + a - a.mean(-1, keepdim=True)
         return w @ xh
+
+    def _alpha_bar(self, k: Tensor, dtype: torch.dtype) -> Tensor:
+        return self.schedule.alpha_bar[k].to(dtype).view(-1, 1, 1, 1)
 
     def denoise(self, x: Tensor, k: Tensor, ref: Tensor, cond: Tensor | None, mask: Tensor) -> Tensor:
         """Predicted noise ``[B, N, T, D]`` for noisy frames ``x`` at diffusion steps ``k [B]``.
 
-        ``ref`` is ``x_r`` (conditional) or zeros (unconditional: ``x`` is centred).
+        ``ref`` is ``x_r`` (conditional) or zeros (unconditional: ``x`` is centred). With x0-prediction the
+        noise is derived from the predicted clean residual.
         """
+        pred = self._network(x, k, ref, cond, mask)
+        if self.prediction == "eps":
+            return pred
+        a = self._alpha_bar(k, x.dtype)
+        return ((x - ref) - a.sqrt() * pred) / (1 - a).sqrt() * mask[:, :, None, None].to(x.dtype)
+
+    def _network(self, x: Tensor, k: Tensor, ref: Tensor, cond: Tensor | None, mask: Tensor) -> Tensor:
+        """The denoiser's prediction ``[B, N, T, D]``: the noise (ε-prediction) or the clean residual ``y_0``."""
         B, N, T, _ = x.shape
         full = x if cond is None else torch.cat([cond, x], 2)
         Tc = full.size(2) - T
@@ -321,14 +363,17 @@ class GeoTDM(nn.Module):
         )
         h, out = self.denoiser(h0, full, mask)
         h, out = h[:, :, Tc:], out[:, :, Tc:]
-        eps = out - x + self.eps_scale(h) * (x - ref)
+        pred = out - x + self.eps_scale(h) * (x - ref)
+        if self.prediction == "x0":
+            a, s2 = self._alpha_bar(k, x.dtype), self.sigma_data**2
+            pred = pred + a.sqrt() * s2 / (a * s2 + 1 - a) * (x - ref)
         if cond is None:
-            eps = remove_com(eps, mask)
-        return eps * mask[:, :, None, None].to(x.dtype)
+            pred = remove_com(pred, mask)
+        return pred * mask[:, :, None, None].to(x.dtype)
 
     # --- training ----------------------------------------------------------------------------------
     def forward(self, x: Tensor, cond: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
-        """Training loss: MSE between sampled noise and its prediction on random diffusion steps.
+        """Training loss on random diffusion steps: MSE of the predicted noise (or, x0-prediction, clean residual).
 
         ``x [B, N, T, D]`` are the frames to generate; ``cond`` the conditioning frames (conditional models).
         """
@@ -352,8 +397,9 @@ class GeoTDM(nn.Module):
             eps = remove_com(eps, mask)
         k = torch.randint(0, self.schedule.num_steps, (B,), device=x.device)
         xk = ref + self.schedule.noise(y0, k, eps)
-        pred = self.denoise(xk, k, ref, cond, mask)
-        return (((pred - eps * m) ** 2).sum() / (m.sum() * x.size(2) * x.size(3)).clamp(min=1)).to(x.dtype)
+        pred = self._network(xk, k, ref, cond, mask)
+        target = eps if self.prediction == "eps" else y0
+        return (((pred - target * m) ** 2).sum() / (m.sum() * x.size(2) * x.size(3)).clamp(min=1)).to(x.dtype)
 
     # --- sampling ----------------------------------------------------------------------------------
     @torch.no_grad()

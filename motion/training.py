@@ -130,6 +130,10 @@ class MotionConfig:
     the test set is not affected."""
     val_steps: int = 10
     """GeoTDM: DDIM steps of the validation sampling after each epoch (0: sample_steps)."""
+    prediction: Literal["eps", "x0"] = "eps"
+    """GeoTDM: what the denoiser predicts, the noise (eps, the paper's) or the clean residual (x0)."""
+    velocity_prior: bool = False
+    """GeoTDM: add the constant-velocity extrapolation of the last two past frames to the learned prior."""
 
     def validate(self) -> None:
         """Refuse unknown choices and sizes that cannot be (a ``ValueError`` naming the option)."""
@@ -138,6 +142,8 @@ class MotionConfig:
         pedestrians = self.data == "eth_ucy"
         if self.unconditional and (self.model != "geotdm" or pedestrians):
             raise ValueError("--unconditional needs --model geotdm and an N-body dataset")
+        if self.velocity_prior and (self.model != "geotdm" or self.unconditional):
+            raise ValueError("--velocity-prior needs --model geotdm, conditional (it extrapolates the past frames)")
         if not pedestrians and self.data not in (*SYSTEMS, "rope"):
             raise ValueError(f"unknown motion dataset {self.data!r}; available: {', '.join(SYSTEMS)}, eth_ucy, rope")
         if pedestrians and self.scene not in SCENES:
@@ -185,11 +191,10 @@ def load_datasets(cfg: MotionConfig) -> dict[str, Dataset]:
 def build_model(cfg: MotionConfig) -> EqMotion | GeoTDM:
     if cfg.model == "geotdm":
         dim = 2 if cfg.data == "eth_ucy" else 3
+        common = dict(diffusion_steps=cfg.diffusion_steps, dim=dim, prediction=cfg.prediction)
         if cfg.unconditional:
-            return GeoTDM(
-                0, cfg.past + cfg.future, cfg.hidden, cfg.layers, diffusion_steps=cfg.diffusion_steps, dim=dim
-            )
-        return GeoTDM(cfg.past, cfg.future, cfg.hidden, cfg.layers, diffusion_steps=cfg.diffusion_steps, dim=dim)
+            return GeoTDM(0, cfg.past + cfg.future, cfg.hidden, cfg.layers, **common)
+        return GeoTDM(cfg.past, cfg.future, cfg.hidden, cfg.layers, velocity_prior=cfg.velocity_prior, **common)
     return EqMotion(**eqmotion_kwargs(cfg))
 
 
@@ -266,7 +271,7 @@ CHECKPOINTS = ("last.pt", "best.pt")
 OUTPUTS = ("tb", "predictions.png", "generated.png", "sample.gif")
 # What a resumed run must share with the saved one (the resolved values): the data and the network.
 RESUME_KEYS = ("model", "data", "scene", "past", "future", "modes", "hidden", "channels", "layers", "edge_types",
-               "unconditional", "diffusion_steps")  # fmt: skip
+               "unconditional", "diffusion_steps", "prediction", "velocity_prior")  # fmt: skip
 
 
 @torch.no_grad()

@@ -89,6 +89,76 @@ def test_prior_weights_sum_to_one():
     assert_close(prior, point.expand(2, 5, 3, 3))
 
 
+def _variant(prediction="x0", velocity_prior=True):
+    """A small model with the options of issue #17; the prior head (zero with velocity_prior) is randomised too."""
+    model = _model(prediction=prediction, velocity_prior=velocity_prior)
+    with torch.no_grad():
+        for p in model.prior_out.parameters():
+            p.normal_(0, 0.3)
+    return model
+
+
+@pytest.mark.parametrize("prediction,velocity_prior", [("x0", False), ("eps", True), ("x0", True)])
+@pytest.mark.parametrize("reflect", [False, True])
+def test_x0_prediction_and_velocity_prior_are_equivariant(prediction, velocity_prior, reflect):
+    model = _variant(prediction, velocity_prior)
+    cond, x, k, mask = _denoise_inputs(model)
+    Q, t = random_orthogonal(3, reflect), torch.randn(3, dtype=torch.float64) * 3
+    prior = model.geometric_prior(cond, 3)
+    assert_close(model.geometric_prior(cond @ Q.T + t, 3), prior @ Q.T + t)
+    eps = model.denoise(x, k, prior, cond, mask)
+    assert eps.abs().max() > 1e-3
+    assert_close(model.denoise(x @ Q.T + t, k, prior @ Q.T + t, cond @ Q.T + t, mask), eps @ Q.T)
+    perm = torch.randperm(5)
+    assert_close(model.denoise(x[:, perm], k, prior[:, perm], cond[:, perm], mask), eps[:, perm])
+    noise = torch.randn(2, 5, 2, 3, 3, dtype=torch.float64)
+    out = model.sample(cond, num_samples=2, steps=4, noise=noise, eta=0.0)
+    assert_close(model.sample(cond @ Q.T + t, num_samples=2, steps=4, noise=noise @ Q.T, eta=0.0), out @ Q.T + t)
+
+
+def test_velocity_prior_starts_at_constant_velocity_and_keeps_rest():
+    model = _model(velocity_prior=True)  # prior head as initialised: zero
+    cond = torch.randn(2, 5, 4, 3, dtype=torch.float64)
+    v = cond[:, :, -1:] - cond[:, :, -2:-1]
+    expected = cond[:, :, -1:] + v * torch.arange(1.0, 4.0, dtype=torch.float64).view(1, 1, -1, 1)
+    assert_close(model.geometric_prior(cond, 3), expected)
+    # With a trained (here random) correction, agents at rest stay at rest: the correction's weights sum to 0.
+    model = _variant("eps", True)
+    point = torch.randn(2, 1, 1, 3, dtype=torch.float64) * 5
+    assert_close(model.geometric_prior(point.expand(2, 5, 4, 3), 3), point.expand(2, 5, 3, 3))
+
+
+def test_x0_prediction_one_step_sample_is_the_predicted_clean_residual():
+    """One DDIM update to the end returns ref + y^_0: the derived noise inverts exactly."""
+    model = _variant("x0", True)
+    cond = torch.randn(2, 5, 4, 3, dtype=torch.float64)
+    noise = torch.randn(2, 5, 1, 3, 3, dtype=torch.float64)
+    out = model.sample(cond, num_samples=1, steps=1, noise=noise, eta=0.0)
+    ref = model.geometric_prior(cond, 3)
+    k = torch.full((2,), model.schedule.num_steps - 1)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    y0 = model._network(ref + noise[:, :, 0], k, ref, cond, mask)
+    assert_close(out[:, :, 0], ref + y0)
+
+
+def test_motion_config_builds_the_options():
+    from geomanip.motion.training import MotionConfig, build_model
+
+    model = build_model(MotionConfig(model="geotdm", prediction="x0", velocity_prior=True).resolved())
+    assert model.prediction == "x0" and model.velocity_prior
+    default = build_model(MotionConfig(model="geotdm").resolved())  # the paper's, as old checkpoints were saved
+    assert default.prediction == "eps" and not default.velocity_prior
+    with pytest.raises(ValueError, match="--velocity-prior needs --model geotdm, conditional"):
+        MotionConfig(model="geotdm", unconditional=True, velocity_prior=True).resolved()
+
+
+def test_bad_options_raise():
+    with pytest.raises(ValueError, match="prediction must be"):
+        GeoTDM(prediction="v")
+    with pytest.raises(ValueError, match="velocity_prior needs cond_frames >= 2"):
+        GeoTDM(cond_frames=1, velocity_prior=True)
+
+
 @pytest.mark.parametrize("steps,eta", [(40, 1.0), (5, 0.0), (5, 0.5)])
 def test_sample_equivariance_with_explicit_noise(steps, eta):
     model = _model()
@@ -147,13 +217,14 @@ def test_ddim_update_with_eta_one_is_the_ddpm_posterior_step():
     assert sched.timesteps(4) == [99, 66, 33, 0]
 
 
-def test_short_training_lowers_the_loss():
+@pytest.mark.parametrize("prediction", ["eps", "x0"])
+def test_short_training_lowers_the_loss(prediction):
     """Constant-velocity particles: the denoising loss at fixed noise falls by a clear margin."""
     torch.manual_seed(0)
     start, vel = torch.randn(32, 3, 1, 3), 0.3 * torch.randn(32, 3, 1, 3)
     traj = start + vel * torch.arange(8.0).view(1, 1, -1, 1)
     cond, future = traj[:, :, :4], traj[:, :, 4:]
-    model = GeoTDM(4, 4, hidden=16, layers=1, prior_layers=1, diffusion_steps=100)
+    model = GeoTDM(4, 4, hidden=16, layers=1, prior_layers=1, diffusion_steps=100, prediction=prediction)
 
     def fixed_loss():
         with torch.random.fork_rng(), torch.no_grad():
