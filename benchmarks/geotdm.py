@@ -10,6 +10,8 @@ Run: ``python -m benchmarks.geotdm [--minutes 15] [--checkpoint runs/geotdm_char
    paper's protocol) plus best-of-5, on the same ``--test-systems`` test systems with the same seed.
    With ``--time-steps`` below a sampler's step count, only that many updates are timed and the time is
    scaled to the full count (each update costs the same: one denoiser call on the same batch).
+3. The reference rows: constant position and constant velocity (each particle's last velocity) on the same
+   test systems.
 """
 
 from __future__ import annotations
@@ -57,6 +59,22 @@ def quality(model, batch: dict, steps: int, eta: float, k: int = 5) -> dict[str,
     }
 
 
+def baselines(batch: dict) -> dict[str, tuple[float, float]]:
+    """ADE / FDE of constant position and constant velocity (the last two past frames) on ``batch``."""
+    past, future, m = batch["past"], batch["future"], batch["eval_mask"].float()
+    last = past[:, :, -1:]
+    tau = torch.arange(1, future.size(2) + 1, dtype=past.dtype).view(1, 1, -1, 1)
+    out = {}
+    for name, pred in (
+        ("constant position", last.expand_as(future)),
+        ("constant velocity", last + tau * (last - past[:, :, -2:-1])),
+    ):
+        err = (pred - future).norm(dim=-1)  # [B, N, T]
+        n = m.sum()
+        out[name] = (float((err.mean(-1) * m).sum() / n), float((err[..., -1] * m).sum() / n))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget")
@@ -71,6 +89,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny data, model and budgets (a smoke run)")
     parser.add_argument("--overwrite", action="store_true", help="replace the training run already in --out")
     parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNG")
+    parser.add_argument("--prediction", default="eps", choices=["eps", "x0"], help="what the denoiser predicts")
+    parser.add_argument("--velocity-prior", action="store_true", help="constant velocity as part of the prior")
+    parser.add_argument("--data-root", default=None, help="charged splits (default data/charged; simulated once)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,8 +111,13 @@ def main() -> None:
             lr=1e-3,
             epochs=10_000,
             max_minutes=args.minutes,
-            eval_limit=40,
+            eval_limit=200,
             sample_steps=10,
+            val_limit=64,
+            val_steps=5,
+            prediction=args.prediction,
+            velocity_prior=args.velocity_prior,
+            data_root=args.data_root,
             progress=False,
             overwrite=args.overwrite,
         )
@@ -121,7 +147,8 @@ def main() -> None:
         s = json.loads(summary_path.read_text())
         print(
             f"checkpoint {ckpt_path}: epoch {s['best_epoch']} of {len(s['val_history'])}, {s['steps']} steps, "
-            f"{s['train_seconds'] / 60:.1f} min, {s['train_samples_per_second']:.0f} samples/s; "
+            f"{s['train_seconds'] / 60:.1f} min, {s['train_samples_per_second']:.0f} samples/s, "
+            f"{100 * s.get('gradient_fraction', float('nan')):.0f}% of it in gradient steps; test {s['test']}; "
             f"validation avg_ade per epoch: {', '.join(f'{v:.3f}' for v in s['val_history'])}"
         )
         plots = out if args.quick else Path(args.plots)  # a smoke run never overwrites the recorded curve
@@ -162,6 +189,8 @@ def main() -> None:
         f"{'GeoTDM (paper)':<18} | {PUBLISHED_SECONDS:7.1f}  | {blank:>8} | {blank:>8} | {0.110:7.3f} | {0.258:7.3f} |"
     )
     print(f"{'EqMotion (paper)':<18} | {blank:>8} | {blank:>8} | {blank:>8} | {0.141:7.3f} | {0.310:7.3f} |")
+    for name, (ade, fde) in baselines(batch).items():
+        print(f"{name:<18} | {blank:>8} | {blank:>8} | {blank:>8} | {ade:7.3f} | {fde:7.3f} |")
     print("speed-up: CPU seconds of the first sampler over each sampler's")
     print("* time of the first --time-steps updates, scaled to the full step count")
 

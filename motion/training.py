@@ -125,10 +125,10 @@ class MotionConfig:
     """GeoTDM: denoising steps when sampling for validation and test (DDIM; diffusion_steps: ancestral DDPM)."""
     eval_limit: int = 0
     """Validation and test samples evaluated (0: all); bounds GeoTDM's sampling cost on a CPU."""
-    val_limit: int = 128
+    val_limit: int = 64
     """GeoTDM: validation samples sampled after each epoch, the first ones (0: as many as eval_limit allows);
     the test set is not affected."""
-    val_steps: int = 10
+    val_steps: int = 5
     """GeoTDM: DDIM steps of the validation sampling after each epoch (0: sample_steps)."""
     prediction: Literal["eps", "x0"] = "eps"
     """GeoTDM: what the denoiser predicts, the noise (eps, the paper's) or the clean residual (x0)."""
