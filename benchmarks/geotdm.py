@@ -89,8 +89,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny data, model and budgets (a smoke run)")
     parser.add_argument("--overwrite", action="store_true", help="replace the training run already in --out")
     parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNG")
-    parser.add_argument("--prediction", default="eps", choices=["eps", "x0"], help="what the denoiser predicts")
-    parser.add_argument("--velocity-prior", action="store_true", help="constant velocity as part of the prior")
+    parser.add_argument(
+        "--prediction", default="x0", choices=["eps", "x0"], help="what the denoiser predicts (eps: the paper's)"
+    )
+    parser.add_argument(
+        "--velocity-prior",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="constant velocity as part of the prior (--no-velocity-prior: the paper's prior)",
+    )
     parser.add_argument("--data-root", default=None, help="charged splits (default data/charged; simulated once)")
     args = parser.parse_args()
     if args.threads:
