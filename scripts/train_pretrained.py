@@ -43,6 +43,17 @@ class Recipe:
     export: Callable[[Path], tuple[dict, dict]]
 
 
+def card_fields(summary: dict, steps: int, metrics: dict, check_set: str, check: Callable, *args) -> dict:
+    """The card entries every export writes: steps, training time, the run's metrics, and the check metrics
+    (``check(*args)``, recomputed by the tests from the shipped file)."""
+    return {
+        "steps": steps,
+        "train_seconds": round(summary["train_seconds"], 1),
+        "metrics": metrics,
+        "check": {"set": check_set, "function": f"{check.__module__}.{check.__name__}", "metrics": check(*args)},
+    }
+
+
 def export_eqmotion(out: Path) -> tuple[dict, dict]:
     from geomanip.motion import EqMotion
     from geomanip.motion.training import CHECK_SEED, CHECK_SYSTEMS, MotionConfig, check_metrics, eqmotion_kwargs
@@ -53,18 +64,11 @@ def export_eqmotion(out: Path) -> tuple[dict, dict]:
     kwargs = eqmotion_kwargs(cfg)
     model = EqMotion(**kwargs)
     model.load_state_dict(best["model"])
-    check = check_metrics(model.eval(), cfg.data)
-    card = {
-        "steps": summary["steps"],
-        "epochs": f"{summary['best_epoch']} (selected on validation ADE) of {cfg.epochs}",
-        "train_seconds": round(summary["train_seconds"], 1),
-        "metrics": {"test": summary["test"]},
-        "check": {
-            "set": f"{CHECK_SYSTEMS} {cfg.data} systems simulated with seed {CHECK_SEED}",
-            "function": "geomanip.motion.training.check_metrics",
-            "metrics": check,
-        },
-    }
+    check_set = f"{CHECK_SYSTEMS} {cfg.data} systems simulated with seed {CHECK_SEED}"
+    card = card_fields(
+        summary, summary["steps"], {"test": summary["test"]}, check_set, check_metrics, model.eval(), cfg.data
+    )
+    card["epochs"] = f"{summary['best_epoch']} (selected on validation ADE) of {cfg.epochs}"
     return {"model": model.state_dict(), "kwargs": kwargs, "config": best["config"]}, card
 
 
@@ -75,17 +79,11 @@ def export_policy(out: Path) -> tuple[dict, dict]:
     summary = json.loads((out / "summary.json").read_text())
     config = summary["config"]
     model = ALGORITHMS[config["algo"]].load(out / "last.zip", device="cpu")
-    check = check_metrics(model.policy.eval(), config["task"])
-    card = {
-        "steps": summary["steps"],
-        "train_seconds": round(summary["train_seconds"], 1),
-        "metrics": {"final": summary["final"], "random": summary["random"]},
-        "check": {
-            "set": f"{CHECK_EPISODES} training-shape episodes, environment i seeded {CHECK_SEED} + i",
-            "function": "geomanip.policies.pretrained.check_metrics",
-            "metrics": check,
-        },
-    }
+    metrics = {"final": summary["final"], "random": summary["random"]}
+    check_set = f"{CHECK_EPISODES} training-shape episodes, environment i seeded {CHECK_SEED} + i"
+    card = card_fields(
+        summary, summary["steps"], metrics, check_set, check_metrics, model.policy.eval(), config["task"]
+    )
     return {"model": model.policy.state_dict(), "kwargs": {}, "config": config}, card
 
 
@@ -95,16 +93,9 @@ def export_arteq(out: Path) -> tuple[dict, dict]:
     best = runs.load_checkpoint(out / "best.pt")
     summary = json.loads((out / "summary.json").read_text())
     model, _ = load_checkpoint(out / "best.pt")
-    card = {
-        "steps": summary["best_step"],
-        "train_seconds": round(summary["train_seconds"], 1),
-        "metrics": {"best_val_v2v_cm": summary["best_val_v2v_cm"], "test": summary["test"]},
-        "check": {
-            "set": f"{CHECK_BODIES} test_orient bodies (any orientation) generated with seed {CHECK_SEED}",
-            "function": "geomanip.motion.body.training.check_metrics",
-            "metrics": check_metrics(model),
-        },
-    }
+    metrics = {"best_val_v2v_cm": summary["best_val_v2v_cm"], "test": summary["test"]}
+    check_set = f"{CHECK_BODIES} test_orient bodies (any orientation) generated with seed {CHECK_SEED}"
+    card = card_fields(summary, summary["best_step"], metrics, check_set, check_metrics, model)
     return {"model": best["model"], "kwargs": {}, "config": best["config"]}, card
 
 
