@@ -88,9 +88,13 @@ class DiffusionSchedule(nn.Module):
             raise ValueError(f"DiffusionSchedule: steps must be in [1, {self.num_steps}], got {steps}")
         return torch.linspace(self.num_steps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
 
+    def alpha_bar_like(self, k: Tensor, x: Tensor) -> Tensor:
+        """``a_k`` for steps ``k [B]``, in ``x``'s dtype, shaped to broadcast over ``x [B, ...]``."""
+        return self.alpha_bar[k].to(x.dtype).view(-1, *[1] * (x.dim() - 1))
+
     def noise(self, x0: Tensor, k: Tensor, eps: Tensor) -> Tensor:
         """``q(x_k | x_0)``: ``sqrt(a_k) x0 + sqrt(1 - a_k) eps``; ``k [B]`` indexes the leading axis."""
-        a = self.alpha_bar[k].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1))
+        a = self.alpha_bar_like(k, x0)
         return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
     def step(self, x: Tensor, eps: Tensor, k: int, prev: int, eta: float, z: Tensor | None) -> Tensor:
@@ -331,9 +335,6 @@ class GeoTDM(nn.Module):
         w = 1.0 / Tc + a - a.mean(-1, keepdim=True)
         return w @ xh
 
-    def _alpha_bar(self, k: Tensor, dtype: torch.dtype) -> Tensor:
-        return self.schedule.alpha_bar[k].to(dtype).view(-1, 1, 1, 1)
-
     def denoise(self, x: Tensor, k: Tensor, ref: Tensor, cond: Tensor | None, mask: Tensor) -> Tensor:
         """Predicted noise ``[B, N, T, D]`` for noisy frames ``x`` at diffusion steps ``k [B]``.
 
@@ -343,7 +344,7 @@ class GeoTDM(nn.Module):
         pred = self._network(x, k, ref, cond, mask)
         if self.prediction == "eps":
             return pred
-        a = self._alpha_bar(k, x.dtype)
+        a = self.schedule.alpha_bar_like(k, x)
         return ((x - ref) - a.sqrt() * pred) / (1 - a).sqrt() * mask[:, :, None, None].to(x.dtype)
 
     def _network(self, x: Tensor, k: Tensor, ref: Tensor, cond: Tensor | None, mask: Tensor) -> Tensor:
@@ -365,7 +366,7 @@ class GeoTDM(nn.Module):
         h, out = h[:, :, Tc:], out[:, :, Tc:]
         pred = out - x + self.eps_scale(h) * (x - ref)
         if self.prediction == "x0":
-            a, s2 = self._alpha_bar(k, x.dtype), self.sigma_data**2
+            a, s2 = self.schedule.alpha_bar_like(k, x), self.sigma_data**2
             pred = pred + a.sqrt() * s2 / (a * s2 + 1 - a) * (x - ref)
         if cond is None:
             pred = remove_com(pred, mask)

@@ -9,7 +9,6 @@ so it needs no SB3 zip file.
 from __future__ import annotations
 
 from dataclasses import fields
-from pathlib import Path
 
 import gymnasium as gym
 import torch
@@ -18,11 +17,10 @@ from stable_baselines3.common.policies import ActorCriticPolicy, MultiInputActor
 from geomanip import envs, weights
 from geomanip.policies.training import (
     RLConfig,
-    evaluate_both,
+    evaluate_and_film,
     evaluate_policy,
     policy_spec,
     variant_sets,
-    write_video,
 )
 
 __all__ = ["CHECK_EPISODES", "CHECK_SEED", "check_metrics", "evaluate_pretrained", "load_policy", "weight_name"]
@@ -72,9 +70,5 @@ def evaluate_pretrained(
     """Roll out the shipped policy of ``task``: return and success on training and unseen variants, as
     :func:`~geomanip.policies.training.evaluate_checkpoint` does for a run; optionally a GIF of one episode."""
     network, cfg = load_policy(task)
-    cfg.eval_episodes = episodes
     with torch.no_grad():
-        metrics = evaluate_both(_predictor(network), cfg, seed)
-        if video:
-            write_video(_predictor(network), cfg.task, Path(video), seed)
-    return metrics
+        return evaluate_and_film(_predictor(network), cfg, episodes, video, seed)

@@ -440,9 +440,15 @@ def evaluate_checkpoint(
     cfg = RLConfig(**{k: v for k, v in json.loads(meta.read_text()).items() if k in known})
     if task is not None and task != cfg.task:
         raise ValueError(f"checkpoint {path} was trained on {cfg.task}, not {task}")
-    cfg.eval_episodes = episodes
     model = ALGORITHMS[cfg.algo].load(path, device="cpu")
-    predict = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
+    return evaluate_and_film(lambda obs: model.predict(obs, deterministic=True)[0], cfg, episodes, video, seed)
+
+
+def evaluate_and_film(predict, cfg: RLConfig, episodes: int, video: str | None, seed: int) -> dict[str, float]:
+    """Metrics of ``predict`` on ``episodes`` episodes per variant set of ``cfg.task`` (:func:`evaluate_both`),
+    and a GIF of one episode to ``video`` when given; what ``geomanip evaluate`` runs for a checkpoint or a
+    shipped policy."""
+    cfg.eval_episodes = episodes
     metrics = evaluate_both(predict, cfg, seed)
     if video:
         write_video(predict, cfg.task, Path(video), seed)
