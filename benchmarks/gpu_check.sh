@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# GPU check of the fused kernels, in one run on an H100/H200 machine: build a fresh virtual environment, install
-# the project, check that torch sees the GPU and that triton imports, run the fused-kernel tests (including the
-# full-size comparisons that only run on CUDA) and the GPU benchmark, and write everything to one results file.
+# GPU check of the fused kernels and the MuJoCo Warp backend, in one run on an H100/H200 machine: build a fresh
+# virtual environment, install the project, check that torch sees the GPU and that triton imports, run the
+# fused-kernel tests (including the full-size comparisons that only run on CUDA) and the GPU benchmark, then the
+# Warp benchmark (agreement with C MuJoCo on the GPU, control steps/s up to 4,096 environments, HEPi PPO end to
+# end), and write everything to one results file.
 #
 # Usage: bash benchmarks/gpu_check.sh [--quick]
 # Environment (all optional):
@@ -80,6 +82,15 @@ else
     # The PyG table at the CPU sizes, then the GPU table (10k/200k and 100k/2M, hidden 64 and 128) and the
     # end-to-end rows.
     python -m benchmarks.kernels --device cuda --end-to-end || fail "benchmark"
+fi
+
+step "MuJoCo Warp backend: agreement with C MuJoCo, control steps/s by environments, HEPi PPO end to end"
+if [[ $QUICK == 1 ]]; then
+    python -m benchmarks.warp_envs --device cuda --num-envs 1 256 --ppo-steps 65536 --ppo-envs 1024 \
+        || fail "Warp benchmark"
+else
+    python -m benchmarks.warp_envs --device cuda --num-envs 1 16 256 1024 4096 --steps 50 --agree-envs 64 \
+        --ppo-steps 1048576 --ppo-envs 1024 || fail "Warp benchmark"
 fi
 
 step "done"

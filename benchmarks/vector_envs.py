@@ -130,7 +130,7 @@ def vector_rep(vec: RigidVectorEnv, rng: np.random.Generator, pool: rollout.Roll
     """(env CPU s, raw ``mj_step`` CPU s, raw ``rollout`` CPU s, control steps) of one episode of every
     environment from the state the last one left (all reset together), the resets at its end included."""
     actions = rng.uniform(-1, 1, (vec.task.horizon, vec.num_envs, *vec.action_space.shape)).astype(np.float32)
-    episode = Episode(vec._models, vec._datas, vec.task.frame_skip, vec._shapes)
+    episode = Episode(vec.physics.models, vec.physics.datas, vec.task.frame_skip, vec._shapes)
     episode.ctrls = [vec.task.action_to_ctrl(a.astype(np.float64)) for a in actions]
     t0 = time.process_time()
     for a in actions:

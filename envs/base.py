@@ -11,7 +11,6 @@ never steps the simulation. The helpers every task shares live here as well: :da
 from __future__ import annotations
 
 import abc
-import functools
 import importlib
 import importlib.util
 import math
@@ -24,6 +23,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from geomanip.envs.arrays import Array, namespace
+
 __all__ = [
     "GraphSpec",
     "MujocoGraphEnv",
@@ -32,6 +33,7 @@ __all__ = [
     "control_rate",
     "full_edges",
     "ring_edges",
+    "stable_rows",
     "state_slices",
     "step_physics",
     "validate_actions",
@@ -122,12 +124,12 @@ def state_slices(model: mujoco.MjModel) -> tuple[slice, slice]:
     return slice(1, 1 + model.nq), slice(1 + model.nq, 1 + model.nq + model.nv)
 
 
-@functools.cache
-def _stability_bounds(nq: int, nv: int, max_speed: float) -> np.ndarray:
-    """Bounds of ``|qpos|`` (1e6: finite, no body a thousand kilometres away) and ``|qvel|`` (``max_speed``)."""
-    bounds = np.concatenate([np.full(nq, 1e6), np.full(nv, max_speed)])
-    bounds.flags.writeable = False
-    return bounds
+def stable_rows(qpos: Array, qvel: Array, max_speed: float) -> Array:
+    """Which rows of a batch are stable, ``[B]`` bool: every ``|qpos|`` below 1e6 (finite, no body a thousand
+    kilometres away) and every ``|qvel|`` below ``max_speed``, written as ``x < bound`` so that NaN fails. The one
+    divergence criterion of every environment, single, batched or on MuJoCo Warp (NumPy or torch input)."""
+    xp = namespace(qpos)
+    return xp.all(xp.abs(qpos) < 1e6, axis=1) & xp.all(xp.abs(qvel) < max_speed, axis=1)
 
 
 def step_physics(
@@ -142,8 +144,7 @@ def step_physics(
 
     One ``mj_step(m, d, nstep)`` call per environment (cheaper here than ``mujoco.rollout``, which also
     cannot hand back the solver's warm start; see BENCHMARKS.md), then one read of its state. A step is
-    unstable when a position or velocity is non-finite, a position is beyond 1e6 or a generalised velocity
-    at or above ``max_speed``: the one criterion of every environment, single or batched.
+    unstable when :func:`stable_rows` says so.
 
     Args:
         models, datas: the environments' MuJoCo models and data (``B`` of each).
@@ -166,10 +167,8 @@ def step_physics(
         d.ctrl[:] = c
         step(m, d, frame_skip)
         get_state(m, d, state, spec)
-    m = models[0]
-    # qpos and qvel in one comparison, written as "x < bound" so that NaN fails it.
-    bounds = _stability_bounds(m.nq, m.nv, max_speed)
-    ok = (np.abs(states[:, 1 : 1 + m.nq + m.nv]) < bounds).all(axis=1)
+    nq, nv = models[0].nq, models[0].nv
+    ok = stable_rows(states[:, 1 : 1 + nq], states[:, 1 + nq : 1 + nq + nv], max_speed)
     for i in np.flatnonzero(~ok):
         states[i] = before[i]
         mujoco.mj_setState(models[i], datas[i], states[i], STATE_SPEC)

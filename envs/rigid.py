@@ -4,8 +4,10 @@ batched pure functions.
 Everything that observation, reward and success need is computed by functions on arrays with a leading batch
 dimension ``B``, from the generalised coordinates (``qpos``, ``qvel``) of each environment's MuJoCo state.
 The single environment (:class:`RigidTaskEnv`) calls them with ``B = 1``; the vector environment
-(:class:`geomanip.envs.vector.RigidVectorEnv`) with ``B = num_envs``. There is one implementation of the task logic,
-and a test checks that both give bit-identical observations, rewards and infos.
+(:class:`geomanip.envs.vector.RigidVectorEnv`) with ``B = num_envs``, on NumPy arrays for C MuJoCo and on torch
+tensors on the simulation's device for MuJoCo Warp (:mod:`geomanip.envs.arrays`). There is one implementation of
+the task logic, and tests check that the single and the batched environment give bit-identical observations,
+rewards and infos, and that the Warp batch agrees with them.
 
 Conventions: rotation matrices act on column vectors (``world = R @ local + pos``); quaternions are MuJoCo's
 ``(w, x, y, z)``. The batched functions use few, whole-batch numpy operations (``matmul``, ``einsum``,
@@ -26,6 +28,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from geomanip.envs.arrays import Array, as_like, device, float32, namespace
 from geomanip.envs.base import (
     STATE_SPEC,
     GraphSpec,
@@ -96,33 +99,37 @@ for _row, _terms in enumerate(
 _QUAT_COEFFS = _QUAT_COEFFS.reshape(16, 9)
 
 
-def yaw_matrices(yaw: np.ndarray) -> np.ndarray:
+def yaw_matrices(yaw: Array) -> Array:
     """Rotations about z by ``yaw`` ``[B]`` (rad): ``[B, 3, 3]``."""
-    return np.cos(yaw)[:, None, None] * _YAW_COS + np.sin(yaw)[:, None, None] * _YAW_SIN + _YAW_CONST
+    xp = namespace(yaw)
+    cos, sin = xp.cos(yaw)[:, None, None], xp.sin(yaw)[:, None, None]
+    return cos * as_like(_YAW_COS, yaw) + sin * as_like(_YAW_SIN, yaw) + as_like(_YAW_CONST, yaw)
 
 
-def quat_matrices(q: np.ndarray) -> np.ndarray:
+def quat_matrices(q: Array) -> Array:
     """Rotation matrices ``[B, 3, 3]`` of quaternions ``[B, 4]`` ``(w, x, y, z)``, normalised first (as
     MuJoCo's kinematics does)."""
     q = q / norms(q)[:, None]
     # One [1, 16] x [16, 9] product per row (not one [B, 16] x [16, 9]): its rounding cannot depend on B.
-    return ((q[:, :, None] * q[:, None, :]).reshape(-1, 1, 16) @ _QUAT_COEFFS).reshape(-1, 3, 3)
+    return ((q[:, :, None] * q[:, None, :]).reshape(-1, 1, 16) @ as_like(_QUAT_COEFFS, q)).reshape(-1, 3, 3)
 
 
-def rotation_angles(R_a: np.ndarray, R_b: np.ndarray) -> np.ndarray:
+def rotation_angles(R_a: Array, R_b: Array) -> Array:
     """Angles ``[B]`` (rad, in ``[0, pi]``) of the rotations taking frames ``R_b`` to frames ``R_a``."""
-    c = (np.einsum("bij,bij->b", R_a, R_b) - 1.0) / 2.0  # trace(R_b^T R_a)
-    return np.arccos(np.clip(c, -1.0, 1.0))
+    xp = namespace(R_a)
+    c = (xp.einsum("bij,bij->b", R_a, R_b) - 1.0) / 2.0  # trace(R_b^T R_a)
+    return xp.acos(xp.clip(c, -1.0, 1.0))
 
 
-def norms(x: np.ndarray) -> np.ndarray:
+def norms(x: Array) -> Array:
     """Euclidean norms over the last axis."""
-    return np.sqrt(np.einsum("...i,...i->...", x, x))
+    xp = namespace(x)
+    return xp.sqrt(xp.einsum("...i,...i->...", x, x))
 
 
-def rotate(R: np.ndarray, v: np.ndarray) -> np.ndarray:
+def rotate(R: Array, v: Array) -> Array:
     """``R @ v`` for rotations ``[B, 3, 3]`` and vectors ``[B, N, 3]``: ``[B, N, 3]``."""
-    return v @ R.transpose(0, 2, 1)
+    return v @ R.mT
 
 
 # [w]x = w[_CROSS_INDEX] * _CROSS_SIGN: the cross-product matrix [[0, -w2, w1], [w2, 0, -w0], [-w1, w0, 0]].
@@ -130,9 +137,9 @@ _CROSS_INDEX = np.array([[0, 2, 1], [2, 0, 0], [1, 0, 0]])
 _CROSS_SIGN = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 
 
-def cross_matrices(w: np.ndarray) -> np.ndarray:
+def cross_matrices(w: Array) -> Array:
     """Cross-product matrices ``[B, 3, 3]`` of vectors ``[B, 3]``: ``cross_matrices(w)[b] @ r = w[b] x r``."""
-    return w[:, _CROSS_INDEX] * _CROSS_SIGN
+    return w[:, as_like(_CROSS_INDEX, w)] * as_like(_CROSS_SIGN, w)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,18 +155,18 @@ class BodyStates:
     ``gripper_pos``, ``gripper_lin``, ``gripper_ang``: ``[B, G, 3]``.
     """
 
-    object_pos: np.ndarray
-    object_rot: np.ndarray
-    object_lin: np.ndarray
-    object_ang: np.ndarray
-    gripper_pos: np.ndarray
-    gripper_lin: np.ndarray
-    gripper_ang: np.ndarray
+    object_pos: Array
+    object_rot: Array
+    object_lin: Array
+    object_ang: Array
+    gripper_pos: Array
+    gripper_lin: Array
+    gripper_ang: Array
 
 
 def keypoint_observation(
-    s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray, local_keypoints: np.ndarray, has_yaw: bool
-) -> dict[str, np.ndarray]:
+    s: BodyStates, goal_pos: Array, goal_rot: Array, local_keypoints: Array, has_yaw: bool
+) -> dict[str, Array]:
     """The graph observation of a batch: each entry ``[B, nodes, 3]`` float32 (see :class:`RigidTaskEnv`).
 
     Object nodes: keypoint positions ``R k + p``, velocities ``v + omega x (R k) = v + [omega]x R k`` and
@@ -173,15 +180,16 @@ def keypoint_observation(
     """
     R = s.object_rot
     B = R.shape[0]
-    # (np.concatenate of [:, None] views rather than np.stack: the same, without its Python-level overhead.)
-    linear = np.concatenate([R[:, None], (cross_matrices(s.object_ang) @ R)[:, None], goal_rot[:, None]], axis=1)
-    offset = np.concatenate([s.object_pos[:, None], s.object_lin[:, None], goal_pos[:, None]], axis=1)
+    xp = namespace(R)
+    # (concatenation of [:, None] views rather than stack: the same, without NumPy's Python-level overhead.)
+    linear = xp.concat([R[:, None], (cross_matrices(s.object_ang) @ R)[:, None], goal_rot[:, None]], axis=1)
+    offset = xp.concat([s.object_pos[:, None], s.object_lin[:, None], goal_pos[:, None]], axis=1)
     # All three maps in one [K, 3] x [3, 9] product per environment: numpy's stacked matmul costs per matrix.
-    maps = linear.transpose(0, 3, 1, 2).reshape(B, 3, 9)
+    maps = xp.permute_dims(linear, (0, 3, 1, 2)).reshape(B, 3, 9)
     nodes = (local_keypoints @ maps).reshape(B, -1, 3, 3) + offset[:, None]  # [B, K, map, 3]
-    nodes = nodes.transpose(0, 2, 1, 3).astype(np.float32, order="C")  # [B, map, K, 3], each map contiguous
+    nodes = float32(xp.permute_dims(nodes, (0, 2, 1, 3)))  # [B, map, K, 3], each map contiguous
     grippers = [s.gripper_pos, s.gripper_lin, s.gripper_ang] if has_yaw else [s.gripper_pos, s.gripper_lin]
-    grip = np.concatenate([x[:, None] for x in grippers], axis=1).astype(np.float32)  # [B, 2 or 3, G, 3]
+    grip = float32(xp.concat([x[:, None] for x in grippers], axis=1))  # [B, 2 or 3, G, 3]
     obs = {
         "object_pos": nodes[:, 0],
         "object_vel": nodes[:, 1],
@@ -194,26 +202,30 @@ def keypoint_observation(
     return obs
 
 
-def pose_errors(s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
+def pose_errors(s: BodyStates, goal_pos: Array, goal_rot: Array) -> dict[str, Array]:
     """Errors ``[B]`` of the object's pose against the goal's: planar ``distance`` (m), ``height`` difference
     (m), ``orientation`` angle (rad)."""
+    xp = namespace(goal_pos)
     d = s.object_pos - goal_pos
     return {
-        "distance": np.hypot(d[:, 0], d[:, 1]),
-        "height": np.abs(d[:, 2]),
+        "distance": xp.hypot(d[:, 0], d[:, 1]),
+        "height": xp.abs(d[:, 2]),
         "orientation": rotation_angles(s.object_rot, goal_rot),
     }
 
 
-def final_step_factor(t: np.ndarray, horizon: int, final_steps: int, factor: float) -> np.ndarray:
+def final_step_factor(t: Array, horizon: int, final_steps: int, factor: float) -> Array:
     """``factor`` where step ``t`` ``[B]`` is among the last ``final_steps`` of the episode, else 1."""
-    return np.where(t > horizon - final_steps, factor, 1.0)
+    xp = namespace(t)
+    # (A float64 table rather than where(..., factor, 1.0), whose Python floats become float32 in torch.)
+    factors = xp.asarray([1.0, factor], dtype=xp.float64, device=device(t))
+    return factors[xp.astype(t > horizon - final_steps, xp.int64)]
 
 
-def squared_change(action: np.ndarray, prev_action: np.ndarray) -> np.ndarray:
+def squared_change(action: Array, prev_action: Array) -> Array:
     """``|a - a_prev|^2`` per row ``[B]``."""
     d = action - prev_action
-    return np.einsum("bi,bi->b", d, d)
+    return namespace(d).einsum("bi,bi->b", d, d)
 
 
 @functools.cache
@@ -306,14 +318,14 @@ class RigidTaskEnv(MujocoGraphEnv):
     # ------------------------------------------------------------------------------------------------
     # Batched task logic: implemented by each task, shared with the vector environment.
     @abc.abstractmethod
-    def readout(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
+    def readout(self, qpos: Array, qvel: Array) -> BodyStates:
         """Body poses and velocities from generalised coordinates ``[B, nq]``, ``[B, nv]``."""
 
     @abc.abstractmethod
-    def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
+    def action_to_ctrl(self, action: Array) -> Array:
         """Actuator controls ``[B, nu]`` for validated, clipped actions ``[B, A]``."""
 
-    def goal_errors(self, s: BodyStates, goal_pos: np.ndarray, goal_rot: np.ndarray) -> dict[str, np.ndarray]:
+    def goal_errors(self, s: BodyStates, goal_pos: Array, goal_rot: Array) -> dict[str, Array]:
         """Goal errors ``[B]`` (default :func:`pose_errors`); ``info`` reports each as ``error_<name>``."""
         return pose_errors(s, goal_pos, goal_rot)
 
@@ -321,16 +333,16 @@ class RigidTaskEnv(MujocoGraphEnv):
     def reward_terms(
         self,
         s: BodyStates,
-        errors: dict[str, np.ndarray],
-        action: np.ndarray,
-        prev_action: np.ndarray,
-        t: np.ndarray,
-    ) -> dict[str, np.ndarray]:
+        errors: dict[str, Array],
+        action: Array,
+        prev_action: Array,
+        t: Array,
+    ) -> dict[str, Array]:
         """Reward terms ``[B]`` (the reward is their sum) at step ``t`` ``[B]`` (1 on the first step), for
         ``action`` ``[B, A]`` after ``prev_action`` (zeros on the first step)."""
 
     @abc.abstractmethod
-    def success(self, s: BodyStates, errors: dict[str, np.ndarray], goal_pos: np.ndarray) -> np.ndarray:
+    def success(self, s: BodyStates, errors: dict[str, Array], goal_pos: Array) -> Array:
         """Whether each state solves the task, ``[B]`` bool."""
 
     # ------------------------------------------------------------------------------------------------

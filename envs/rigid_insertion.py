@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from geomanip.envs import mjcf
+from geomanip.envs.arrays import as_like
 from geomanip.envs.base import yaw_matrix
 from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_step_factor, yaw_matrices
 from geomanip.envs.shapes import INSERTION_SHAPES, UNSEEN_SHAPES, get_shape
@@ -107,12 +108,12 @@ class RigidInsertionEnv(RigidTaskEnv):
 
     def readout(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
         # qpos = (x, y, z, yaw) of the gripper-peg body, whose frame is the peg's; qvel their rates.
-        pos, lin, ang = qpos[:, :3], qvel[:, :3], qvel[:, 3:4] * _Z
+        pos, lin, ang = qpos[:, :3], qvel[:, :3], qvel[:, 3:4] * as_like(_Z, qvel)
         return BodyStates(pos, yaw_matrices(qpos[:, 3]), lin, ang, pos[:, None], lin[:, None], ang[:, None])
 
     def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
         s = self.linear_scale
-        return action * np.array([s, s, s, self.yaw_scale])
+        return action * as_like(np.array([s, s, s, self.yaw_scale]), action)
 
     def reward_terms(
         self,

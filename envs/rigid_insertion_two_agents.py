@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from geomanip.envs import mjcf
+from geomanip.envs.arrays import zeros
 from geomanip.envs.base import yaw_matrix
 from geomanip.envs.rigid import (
     BodyStates,
@@ -150,7 +151,7 @@ class RigidInsertionTwoAgentsEnv(RigidTaskEnv):
         rot = quat_matrices(qpos[:, 3:7])
         ang = rotate(rot, qvel[:, None, 3:6])[:, 0]
         grip_pos, grip_lin = qpos[:, 7:13].reshape(b, 2, 3), qvel[:, 6:12].reshape(b, 2, 3)
-        return BodyStates(qpos[:, :3], rot, qvel[:, :3], ang, grip_pos, grip_lin, np.zeros((b, 2, 3)))
+        return BodyStates(qpos[:, :3], rot, qvel[:, :3], ang, grip_pos, grip_lin, zeros((b, 2, 3), qvel))
 
     def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
         return action * self.linear_scale

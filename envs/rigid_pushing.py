@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from geomanip.envs import mjcf
+from geomanip.envs.arrays import as_like, namespace, zeros
 from geomanip.envs.base import yaw_matrix
 from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_step_factor, quat_matrices, rotate
 from geomanip.envs.shapes import get_shape
@@ -19,6 +20,7 @@ GRIPPER_Z = mjcf.OBJECT_HEIGHT / 2 + 0.002
 """Height (m) of the gripper's centre: 2 mm above the table, at the object's mid-height."""
 
 _PLANAR = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the gripper's (x, y) joints in the world frame
+_GRIPPER_OFFSET = np.array([0.0, 0.0, GRIPPER_Z])
 
 
 class RigidPushingEnv(RigidTaskEnv):
@@ -97,10 +99,12 @@ class RigidPushingEnv(RigidTaskEnv):
         # (world frame), angular velocity (object frame), gripper (vx, vy).
         b = len(qpos)
         rot = quat_matrices(qpos[:, 3:7])
-        grip_pos = qpos[:, 7:9] @ _PLANAR + np.array([0.0, 0.0, GRIPPER_Z])
-        grip_lin = qvel[:, 6:8] @ _PLANAR
+        planar = as_like(_PLANAR, qpos)
+        grip_pos = qpos[:, 7:9] @ planar + as_like(_GRIPPER_OFFSET, qpos)
+        grip_lin = qvel[:, 6:8] @ planar
         ang = rotate(rot, qvel[:, None, 3:6])[:, 0]
-        return BodyStates(qpos[:, :3], rot, qvel[:, :3], ang, grip_pos[:, None], grip_lin[:, None], np.zeros((b, 1, 3)))
+        grip_ang = zeros((b, 1, 3), qvel)
+        return BodyStates(qpos[:, :3], rot, qvel[:, :3], ang, grip_pos[:, None], grip_lin[:, None], grip_ang)
 
     def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
         return action * self.linear_scale
@@ -118,7 +122,7 @@ class RigidPushingEnv(RigidTaskEnv):
         return {
             "distance": -self.distance_weight * k * errors["distance"],
             "orientation": -self.distance_weight * 0.1 * k * errors["orientation"],
-            "proximity": -self.proximity_weight * np.hypot(gap[:, 0], gap[:, 1]),
+            "proximity": -self.proximity_weight * namespace(gap).hypot(gap[:, 0], gap[:, 1]),
         }
 
     def success(self, s: BodyStates, errors: dict[str, np.ndarray], goal_pos: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from geomanip.envs import mjcf
+from geomanip.envs.arrays import as_like
 from geomanip.envs.base import yaw_matrix
 from geomanip.envs.rigid import BodyStates, RigidTaskEnv, final_step_factor, norms, squared_change, yaw_matrices
 from geomanip.envs.shapes import get_shape
@@ -20,6 +21,7 @@ LIFT = 0.001
 # (0, 0, yaw): elementwise products, exact and cheaper than indexing for such small arrays.
 _PLANAR = np.array([1.0, 1.0, 0.0])
 _SPIN = np.array([0.0, 0.0, 1.0])
+_LIFT = np.array([0.0, 0.0, LIFT])
 
 
 class RigidSlidingEnv(RigidTaskEnv):
@@ -96,12 +98,13 @@ class RigidSlidingEnv(RigidTaskEnv):
 
     def readout(self, qpos: np.ndarray, qvel: np.ndarray) -> BodyStates:
         # qpos = (x, y, yaw) of the gripper-object body, whose frame is the object's; qvel their rates.
-        pos = qpos * _PLANAR + np.array([0.0, 0.0, LIFT])
-        lin, ang = qvel * _PLANAR, qvel * _SPIN
+        planar = as_like(_PLANAR, qpos)
+        pos = qpos * planar + as_like(_LIFT, qpos)
+        lin, ang = qvel * planar, qvel * as_like(_SPIN, qvel)
         return BodyStates(pos, yaw_matrices(qpos[:, 2]), lin, ang, pos[:, None], lin[:, None], ang[:, None])
 
     def action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
-        return action * np.array([self.linear_scale, self.linear_scale, self.yaw_scale])
+        return action * as_like(np.array([self.linear_scale, self.linear_scale, self.yaw_scale]), action)
 
     def reward_terms(
         self,

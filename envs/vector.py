@@ -39,7 +39,9 @@ from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from geomanip.envs.base import state_slices, step_physics, validate_actions
+from geomanip.envs.arrays import to_numpy
+from geomanip.envs.base import validate_actions
+from geomanip.envs.mujoco_batch import MujocoBatch
 from geomanip.envs.rigid import RigidTaskEnv, keypoint_observation
 from geomanip.envs.rigid_insertion import RigidInsertionEnv
 from geomanip.envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
@@ -50,6 +52,7 @@ from geomanip.envs.shapes import NUM_KEYPOINTS
 __all__ = [
     "GymRigidVectorEnv",
     "RigidVectorEnv",
+    "assign_shapes",
     "make_vector_env",
     "rigid_insertion_two_agents_vector_env",
     "rigid_insertion_vector_env",
@@ -66,44 +69,80 @@ class RigidVectorEnv(VecEnv):
         num_envs: number of environments.
         seed: if given, environment ``i`` is seeded with ``seed + i`` at the first :meth:`reset` (as
             ``VecEnv.seed``).
+        backend: ``"mujoco"`` (C MuJoCo, :class:`~geomanip.envs.mujoco_batch.MujocoBatch`) or ``"warp"`` (MuJoCo
+            Warp, :class:`~geomanip.envs.warp_batch.WarpBatch`; needs ``pip install "geomanip[warp]"``).
+        device: where the Warp backend simulates and computes the task logic: ``"cpu"``, ``"cuda"`` or
+            ``"cuda:N"`` (the C backend runs on the CPU only).
+        fixed_shapes: give each environment one shape for all its episodes, the environment's shapes dealt out
+            in contiguous blocks (:func:`assign_shapes`), instead of a draw per episode. The Warp backend needs it
+            (one Warp model per shape); with the C backend it gives the same episodes as the Warp backend.
+        warp_options: keyword arguments of :class:`~geomanip.envs.warp_batch.WarpBatch` (``nconmax``, ``njmax``).
         **env_kwargs: keyword arguments of every environment (``shape``, ``horizon``, reward weights,
             ``render_mode``, ...).
 
     Shapes: observations are a dict of ``[num_envs, nodes, 3]`` float32 arrays (the keys of the single
-    environment); rewards ``[num_envs]`` float32 and dones ``[num_envs]`` bool, as SB3's ``DummyVecEnv``.
+    environment); rewards ``[num_envs]`` float32 and dones ``[num_envs]`` bool, as SB3's ``DummyVecEnv``. With the
+    Warp backend the task logic runs in torch on ``device`` and these are copied to the host once per step (SB3's
+    interface takes NumPy).
     """
 
     def __init__(
-        self, task: str | type[RigidTaskEnv], num_envs: int, seed: int | None = None, **env_kwargs: Any
+        self,
+        task: str | type[RigidTaskEnv],
+        num_envs: int,
+        seed: int | None = None,
+        backend: str = "mujoco",
+        device: str = "cpu",
+        fixed_shapes: bool | None = None,
+        warp_options: dict[str, Any] | None = None,
+        **env_kwargs: Any,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"RigidVectorEnv: num_envs must be positive, got {num_envs}")
-        if isinstance(task, str):
-            self.envs = [gym.make(task, **env_kwargs).unwrapped for _ in range(num_envs)]
-        else:
-            self.envs = [task(**env_kwargs) for _ in range(num_envs)]
-        if not isinstance(self.envs[0], RigidTaskEnv):
+        if backend not in ("mujoco", "warp"):
+            raise ValueError(f"RigidVectorEnv: backend must be 'mujoco' or 'warp', got {backend!r}")
+        if backend == "mujoco" and device != "cpu":
+            raise ValueError(f"RigidVectorEnv: the 'mujoco' backend runs on the CPU; device={device!r} needs 'warp'")
+        if fixed_shapes is None:
+            fixed_shapes = backend == "warp"
+        elif backend == "warp" and not fixed_shapes:
+            raise ValueError("RigidVectorEnv: the 'warp' backend needs fixed_shapes=True (one Warp model per shape)")
+        first = gym.make(task, **env_kwargs).unwrapped if isinstance(task, str) else task(**env_kwargs)
+        if not isinstance(first, RigidTaskEnv):
             raise TypeError(
                 f"RigidVectorEnv: {task!r} is not a rigid task (RigidTaskEnv); use SB3's DummyVecEnv for other tasks"
             )
+        kwargs = [env_kwargs] * num_envs
+        if fixed_shapes:
+            kwargs = [{**env_kwargs, "shape": shape} for shape in assign_shapes(first.shapes, num_envs)]
+            first.close()
+            first = None
+        make = (lambda kw: gym.make(task, **kw).unwrapped) if isinstance(task, str) else (lambda kw: task(**kw))
+        self.envs: list[RigidTaskEnv] = [first or make(kwargs[0])] + [make(kw) for kw in kwargs[1:]]
         # All environments share the task's parameters, so any of them can evaluate the batched task logic.
         self.task: RigidTaskEnv = self.envs[0]
         # And one cache of compiled scenes: each shape compiles once, not once per environment.
         for env in self.envs[1:]:
             env.share_scenes(self.task)
         super().__init__(num_envs, self.task.observation_space, self.task.action_space)
-        b = num_envs
-        self._models: list[mujoco.MjModel] = [None] * b  # type: ignore[list-item]
-        self._datas: list[mujoco.MjData] = [None] * b  # type: ignore[list-item]
-        self._states: np.ndarray | None = None  # [B, nstate], allocated at the first reset
-        self._t = np.zeros(b, dtype=np.int64)
-        self._prev_action = np.zeros((b, *self.action_space.shape))
-        self._goal_pos = np.zeros((b, 3))
-        self._goal_rot = np.zeros((b, 3, 3))
-        self._local_keypoints = np.zeros((b, NUM_KEYPOINTS, 3))
+        self.backend = backend
+        if backend == "warp":
+            from geomanip.envs.warp_batch import WarpBatch
+
+            self.physics: MujocoBatch | WarpBatch = WarpBatch(num_envs, device, **(warp_options or {}))
+        else:
+            self.physics = MujocoBatch(num_envs)
+        # Per-environment episode data, in the physics' array kind (NumPy, or torch tensors on its device).
+        b, p = num_envs, self.physics
+        self._t = p.asarray(np.zeros(b, dtype=np.int64))
+        self._prev_action = p.asarray(np.zeros((b, *self.action_space.shape)))
+        self._goal_pos = p.asarray(np.zeros((b, 3)))
+        self._goal_rot = p.asarray(np.zeros((b, 3, 3)))
+        self._local_keypoints = p.asarray(np.zeros((b, NUM_KEYPOINTS, 3)))
         self._shapes = [""] * b
         self._obs = {k: np.zeros((b, *s.shape), dtype=s.dtype) for k, s in self.observation_space.spaces.items()}
         self._actions: np.ndarray | None = None
+        self._started = False
         if seed is not None:
             self.seed(seed)
 
@@ -114,28 +153,29 @@ class RigidVectorEnv(VecEnv):
         Each environment starts its episode as its ``reset`` does (``begin_episode``); the observations and
         reset infos of all of them then come from one batched pass (a test checks them against single resets).
         """
-        for i, seed, opts in zip(indices, seeds, options, strict=True):
-            episode = self.envs[i].begin_episode(seed, opts)
-            if self._states is None:
-                self._states = np.zeros((self.num_envs, episode.state.size))
-                self._qpos, self._qvel = state_slices(episode.model)
-            self._states[i] = episode.state
-            self._models[i], self._datas[i] = episode.model, episode.data
-            self._goal_pos[i], self._goal_rot[i] = episode.goal_pos, episode.goal_rot
-            self._local_keypoints[i] = episode.local_keypoints
-            self._shapes[i] = episode.shape
-        idx = np.asarray(indices)
+        episodes = [
+            self.envs[i].begin_episode(seed, opts) for i, seed, opts in zip(indices, seeds, options, strict=True)
+        ]
+        physics = self.physics
+        physics.load(indices, episodes)
+        self._started = True
+        idx = physics.index(indices)
         self._t[idx] = 0
         self._prev_action[idx] = 0.0
+        self._goal_pos[idx] = physics.asarray(np.stack([e.goal_pos for e in episodes]))
+        self._goal_rot[idx] = physics.asarray(np.stack([e.goal_rot for e in episodes]))
+        self._local_keypoints[idx] = physics.asarray(np.stack([e.local_keypoints for e in episodes]))
+        for i, e in zip(indices, episodes, strict=True):
+            self._shapes[i] = e.shape
         task, goal_pos, goal_rot = self.task, self._goal_pos[idx], self._goal_rot[idx]
-        s = task.readout(self._states[idx, self._qpos], self._states[idx, self._qvel])
+        s = task.readout(physics.qpos[idx], physics.qvel[idx])
         errors = task.goal_errors(s, goal_pos, goal_rot)
         obs = keypoint_observation(s, goal_pos, goal_rot, self._local_keypoints[idx], task.has_yaw)
         for k, v in obs.items():
-            self._obs[k][idx] = v
+            self._obs[k][indices] = to_numpy(v)
         keys = ["is_success", "shape", *(f"error_{k}" for k in errors)]
-        columns = [task.success(s, errors, goal_pos).tolist(), [self._shapes[i] for i in indices]]
-        columns += [e.tolist() for e in errors.values()]
+        columns = [to_numpy(task.success(s, errors, goal_pos)).tolist(), [self._shapes[i] for i in indices]]
+        columns += [to_numpy(e).tolist() for e in errors.values()]
         for i, row in zip(indices, zip(*columns, strict=True), strict=True):
             self.reset_infos[i] = dict(zip(keys, row, strict=True))
 
@@ -150,31 +190,33 @@ class RigidVectorEnv(VecEnv):
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
-        if self._states is None or self._actions is None:
+        if not self._started or self._actions is None:
             raise RuntimeError("RigidVectorEnv: call reset() before step()")
-        task = self.task
+        task, physics = self.task, self.physics
         a, clipped = validate_actions(self._actions, self.action_space.shape, type(self).__name__)
         self._actions = None
-        stable = step_physics(
-            self._models, self._datas, task.action_to_ctrl(a), task.frame_skip, self._states, task.max_speed
-        )
+        a = physics.asarray(a)
+        stable = physics.step(task.action_to_ctrl(a), task.frame_skip, task.max_speed)
         self._t += 1
-        s = task.readout(self._states[:, self._qpos], self._states[:, self._qvel])
+        s = task.readout(physics.qpos, physics.qvel)
         errors = task.goal_errors(s, self._goal_pos, self._goal_rot)
         obs = keypoint_observation(s, self._goal_pos, self._goal_rot, self._local_keypoints, task.has_yaw)
         terms = task.reward_terms(s, errors, a, self._prev_action, self._t)
-        self._prev_action = a.copy()
+        self._prev_action[:] = a
         reward = sum(terms.values())
         success = task.success(s, errors, self._goal_pos)
         truncated = self._t >= task.horizon
         dones = truncated | ~stable
 
-        # One info dict per environment (SB3's interface), zipped from whole columns: Python floats and bools,
-        # as the single environment returns them.
+        # To the host (no-ops for NumPy): SB3 takes NumPy observations and one info dict per environment, with
+        # Python floats and bools, as the single environment returns them, zipped from whole columns.
+        obs = {k: to_numpy(v) for k, v in obs.items()}
+        dones = to_numpy(dones)
         keys = ["is_success", "shape", *(f"error_{k}" for k in errors), *(f"reward_{k}" for k in terms)]
         keys += ["action_clipped", "unstable", "TimeLimit.truncated"]
-        columns = [success, *errors.values(), *terms.values(), clipped, ~stable, truncated & stable]
-        columns = [c.tolist() for c in columns]
+        columns = [success, *errors.values(), *terms.values()]
+        columns = [to_numpy(c).tolist() for c in columns]
+        columns += [clipped.tolist(), to_numpy(~stable).tolist(), to_numpy(truncated & stable).tolist()]
         columns.insert(1, self._shapes)
         infos = [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
         # Finished episodes: keep their last observation, reset them, and return their first one instead.
@@ -185,11 +227,12 @@ class RigidVectorEnv(VecEnv):
                 infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
             self._reset_envs(done, [None] * len(done), [{}] * len(done))
         # obs is new every step and not kept beyond the next: no copy needed (unlike DummyVecEnv's buffers).
-        return obs, reward.astype(np.float32), dones, infos
+        return obs, to_numpy(reward).astype(np.float32), dones, infos
 
     # ------------------------------------------------------------------------------------------------
     # The rest of SB3's interface, on the sub-environments.
     def close(self) -> None:
+        self.physics.close()
         for env in self.envs:
             env.close()
 
@@ -198,8 +241,9 @@ class RigidVectorEnv(VecEnv):
             gym.logger.warn(f"RigidVectorEnv: render_mode is {self.render_mode!r}, images need 'rgb_array'")
             return [None] * self.num_envs
         images = []
-        for env in self.envs:
+        for i, env in enumerate(self.envs):
             # The batched step skips this refresh: bring the poses the renderer draws up to date.
+            self.physics.write_back(i, env.data)
             mujoco.mj_kinematics(env.model, env.data)
             images.append(env.render())
         return images
@@ -220,10 +264,22 @@ class RigidVectorEnv(VecEnv):
 
 
 def make_vector_env(
-    task: str | type[RigidTaskEnv], num_envs: int, seed: int | None = None, **env_kwargs: Any
+    task: str | type[RigidTaskEnv],
+    num_envs: int,
+    seed: int | None = None,
+    backend: str = "mujoco",
+    device: str = "cpu",
+    **env_kwargs: Any,
 ) -> RigidVectorEnv:
-    """A :class:`RigidVectorEnv` of ``num_envs`` environments of ``task`` (a registered rigid id or class)."""
-    return RigidVectorEnv(task, num_envs, seed=seed, **env_kwargs)
+    """A :class:`RigidVectorEnv` of ``num_envs`` environments of ``task`` (a registered rigid id or class), on C
+    MuJoCo (``backend="mujoco"``) or MuJoCo Warp (``backend="warp"``, ``device="cuda"`` or ``"cpu"``)."""
+    return RigidVectorEnv(task, num_envs, seed=seed, backend=backend, device=device, **env_kwargs)
+
+
+def assign_shapes(shapes: Sequence[str], num_envs: int) -> list[str]:
+    """One shape per environment, ``shapes`` dealt out in contiguous blocks of (nearly) equal size: environment
+    ``i`` gets ``shapes[i * len(shapes) // num_envs]``. With fewer environments than shapes, some are left out."""
+    return [shapes[i * len(shapes) // num_envs] for i in range(num_envs)]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -344,7 +400,7 @@ class GymRigidVectorEnv(VectorEnv):
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         vec = self.vec
-        truncated = vec._t + 1 >= self.time_limit
+        truncated = to_numpy(vec._t) + 1 >= self.time_limit
         obs, _, vec_dones, step_infos = vec.step(np.asarray(actions))
         terminated = np.array([info["unstable"] for info in step_infos], dtype=np.bool_)
         # The reward as the single environment sums it (in float64: RigidVectorEnv returns float32 for SB3).

@@ -29,6 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from geomanip import envs, runs
 from geomanip.envs.vector import make_vector_env
+from geomanip.envs.warp_batch import warp_available
 from geomanip.policies import POLICIES, make_policy
 from geomanip.policies.sb3 import CRITICS
 from geomanip.policies.trpl import TRPL
@@ -75,10 +76,15 @@ class RLConfig:
     subproc: bool = False
     """Run the environments in subprocesses (SubprocVecEnv) instead of in this process (where the rigid tasks
     are stepped as one batch, :class:`geomanip.envs.vector.RigidVectorEnv`, and the others by a DummyVecEnv)."""
+    sim: Literal["mujoco", "warp"] = "mujoco"
+    """Simulator of the training environments (rigid tasks): mujoco (C MuJoCo on the CPU) or warp (MuJoCo Warp,
+    on the policy's device: thousands of environments on a GPU; needs pip install "geomanip[warp]"). With warp
+    each environment keeps one shape (the training shapes dealt out in blocks); evaluation always runs on C
+    MuJoCo, so results are comparable whichever simulator trained."""
     seed: int = 0
     """Random seed."""
     device: str = "auto"
-    """cpu, cuda, cuda:N, or auto (cuda when available)."""
+    """cpu, cuda, cuda:N, or auto (cuda when available): the policy's device, and the simulator's with --sim warp."""
     threads: int = 1
     """CPU threads of PyTorch (0: its default, one per core). One is the default because PPO's minibatches
     are small, and with any other load on the machine more threads made HEPi's update much slower
@@ -145,6 +151,12 @@ class RLConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)} (leave it out for the default)")
         if self.critic is not None and (self.policy == "mlp" or self.critic not in CRITICS):
             raise ValueError(f"critic {self.critic!r} is not one of {', '.join(CRITICS)} for a graph policy")
+        if self.sim == "warp":
+            if self.task not in envs.RIGID_TASKS or self.subproc:
+                raise ValueError(f"sim 'warp' runs the rigid tasks in this process, not {self.task!r} or with subproc")
+            reason = warp_available()
+            if reason is not None:
+                raise ValueError(f"sim 'warp': {reason}")
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (PyTorch's default) or positive, got {self.threads}")
 
@@ -220,6 +232,11 @@ def make_training_envs(cfg: RLConfig) -> VecEnv:
     with ``cfg.subproc``, each environment in its own process (``SubprocVecEnv``).
     """
     train_kwargs = variant_sets(cfg.task)["train"]
+    if cfg.sim == "warp":
+        device = str(runs.resolve_device(cfg.device))
+        return VecMonitor(
+            make_vector_env(cfg.task, cfg.n_envs, seed=cfg.seed, backend="warp", device=device, **train_kwargs)
+        )
     if cfg.task in envs.RIGID_TASKS and not cfg.subproc:
         return VecMonitor(make_vector_env(cfg.task, cfg.n_envs, seed=cfg.seed, **train_kwargs))
     vec_cls = SubprocVecEnv if cfg.subproc else DummyVecEnv

@@ -152,7 +152,7 @@ def test_an_unstable_environment_ends_alone_and_the_others_run_on():
     a.reset(), b.reset()
     actions = np.zeros((3, 4), dtype=np.float32)
     a.step(actions), b.step(actions)
-    a._datas[1].qvel[:] = 1e9  # an exploding state in environment 1 only
+    a.physics.datas[1].qvel[:] = 1e9  # an exploding state in environment 1 only
     (obs, rew, done, infos), (ref_obs, ref_rew, _, _) = a.step(actions), b.step(actions)
     assert done.tolist() == [False, True, False]
     assert infos[1]["unstable"] is True and infos[1]["TimeLimit.truncated"] is False
@@ -174,7 +174,7 @@ def test_bad_actions_and_arguments():
         vec.step(np.zeros((2, 3)))
     _, _, _, infos = vec.step(np.array([[0.0, 3.0], [0.5, -0.5]]))
     assert [i["action_clipped"] for i in infos] == [True, False]
-    assert vec._datas[0].ctrl[1] == pytest.approx(vec.task.linear_scale)  # clipped to 1, then scaled
+    assert vec.physics.datas[0].ctrl[1] == pytest.approx(vec.task.linear_scale)  # clipped to 1, then scaled
     with pytest.raises(ValueError, match="num_envs"):
         RigidVectorEnv("RigidPushing-v0", 0)
     with pytest.raises(TypeError, match="not a rigid task"):
