@@ -235,7 +235,9 @@ def make_training_envs(cfg: RLConfig) -> VecEnv:
     if cfg.sim == "warp":
         device = str(runs.resolve_device(cfg.device))
         return VecMonitor(
-            make_vector_env(cfg.task, cfg.n_envs, seed=cfg.seed, backend="warp", device=device, **train_kwargs)
+            make_vector_env(
+                cfg.task, cfg.n_envs, seed=cfg.seed, backend="warp", device=device, infos="episode_end", **train_kwargs
+            )
         )
     if cfg.task in envs.RIGID_TASKS and not cfg.subproc:
         return VecMonitor(make_vector_env(cfg.task, cfg.n_envs, seed=cfg.seed, **train_kwargs))

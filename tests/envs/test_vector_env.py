@@ -189,3 +189,30 @@ def test_ppo_trains_on_the_vector_env():
     model.learn(64)
     assert len(model.ep_info_buffer) == 8  # 4 environments x 2 episodes of 8 steps in 16 steps each
     assert all(info["l"] == 8 for info in model.ep_info_buffer)
+
+
+def test_episode_end_infos_are_the_full_infos_of_finished_episodes_only():
+    full = make_vector_env("RigidSliding-v0", 3, seed=4, horizon=3)
+    lean = make_vector_env("RigidSliding-v0", 3, seed=4, horizon=3, infos="episode_end")
+    full.reset(), lean.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        actions = rng.uniform(-1, 1, (3, 3))
+        (obs_f, rew_f, done_f, info_f), (obs_l, rew_l, done_l, info_l) = full.step(actions), lean.step(actions)
+        np.testing.assert_array_equal(rew_f, rew_l)
+        for k in obs_f:
+            np.testing.assert_array_equal(obs_f[k], obs_l[k])
+        assert done_f.tolist() == done_l.tolist()
+        for f, lean_info, done in zip(info_f, info_l, done_f, strict=True):
+            if not done:
+                assert lean_info == {}
+                continue
+            assert set(lean_info) == set(f)
+            for k in f:
+                if k == "terminal_observation":
+                    for key in f[k]:
+                        np.testing.assert_array_equal(lean_info[k][key], f[k][key])
+                else:
+                    assert lean_info[k] == f[k], k
+    with pytest.raises(ValueError, match="infos"):
+        make_vector_env("RigidSliding-v0", 2, infos="never")
