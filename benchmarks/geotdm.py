@@ -178,7 +178,7 @@ def main() -> None:
 
     base = rows[0]
     print(
-        f"\nCharged particles, 10 -> 20 frames; sampling a batch of {args.batch} (hidden {cfg.hidden}, "
+        f"\n{cfg.data.capitalize()}, 10 -> 20 frames; sampling a batch of {args.batch} (hidden {cfg.hidden}, "
         f"{cfg.layers} layers); quality on {n_test} test systems, K = 5"
     )
     print(
