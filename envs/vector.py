@@ -9,6 +9,10 @@ functions of :mod:`geomanip.envs.rigid` that the single environment calls with a
 rewards and infos are bit-identical to those of the single environments (a test checks it against SB3's
 ``DummyVecEnv``).
 
+The physics sits behind a small batch interface (:mod:`geomanip.envs.mujoco_batch`): C MuJoCo by default, or
+MuJoCo Warp on a GPU (``backend="warp"``, :mod:`geomanip.envs.warp_batch`), where the same task functions run on
+torch tensors on the device and only what SB3 needs is copied to the host.
+
 It implements Stable-Baselines3's :class:`~stable_baselines3.common.vec_env.VecEnv`, so PPO takes it
 directly: finished episodes reset within the same step; the finished episode's last observation is in
 ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]`` tells a time limit from a failure.
@@ -21,9 +25,10 @@ autoreset, batched spaces, dict infos): it is the rigid tasks' ``vector_entry_po
 The sub-environments (:attr:`RigidVectorEnv.envs`, unwrapped task instances) own the MuJoCo models and data
 and sample each episode (shape, start, goal) with their own seeded generators, through their public
 :meth:`~geomanip.envs.rigid.RigidTaskEnv.begin_episode`, so episodes are those of the single environment. The
-vector environment steps their data directly (with the single environment's :func:`~geomanip.envs.base.step_physics`
+C backend steps their data directly (with the single environment's :func:`~geomanip.envs.base.step_physics`
 and :func:`~geomanip.envs.base.validate_actions`): their own step counters and cached read-outs are not
-updated, and ``env_method``/``get_attr`` see only what lives in ``model`` and ``data``.
+updated, and ``env_method``/``get_attr`` see only what lives in ``model`` and ``data`` (with the Warp
+backend, ``data`` holds the episode's start; :meth:`RigidVectorEnv.get_images` copies the worlds' poses in).
 """
 
 from __future__ import annotations
