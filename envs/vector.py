@@ -126,7 +126,14 @@ class RigidVectorEnv(VecEnv):
             )
         kwargs = [env_kwargs] * num_envs
         if fixed_shapes:
-            kwargs = [{**env_kwargs, "shape": shape} for shape in assign_shapes(first.shapes, num_envs)]
+            shapes = assign_shapes(first.shapes, num_envs)
+            left_out = [s for s in first.shapes if s not in shapes]
+            if left_out:
+                gym.logger.warn(
+                    f"RigidVectorEnv: {num_envs} environments with one shape each leave out shapes {left_out}; use at "
+                    f"least {len(first.shapes)} environments to cover them all"
+                )
+            kwargs = [{**env_kwargs, "shape": shape} for shape in shapes]
             first.close()
             first = None
         make = (lambda kw: gym.make(task, **kw).unwrapped) if isinstance(task, str) else (lambda kw: task(**kw))
@@ -375,6 +382,8 @@ class GymRigidVectorEnv(VectorEnv):
             raise ValueError(f"GymRigidVectorEnv: max_episode_steps must be positive or -1, got {max_episode_steps}")
         if max_episode_steps is not None and "horizon" not in env_kwargs:
             env_kwargs["horizon"] = max_episode_steps
+        if env_kwargs.get("infos", "every_step") != "every_step":
+            raise ValueError("GymRigidVectorEnv: Gymnasium's interface reports every step's info (infos='every_step')")
         self.vec = RigidVectorEnv(task, num_envs, **env_kwargs)
         task_env = self.vec.task
         self.time_limit = min(task_env.horizon, max_episode_steps or task_env.horizon)

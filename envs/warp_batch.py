@@ -35,6 +35,10 @@ from geomanip.envs.rigid import RigidEpisode
 
 __all__ = ["WarpBatch", "warp_available"]
 
+# Overflows that mean lost contacts or constraints (MuJoCo Warp's OverflowType NEFC, NJMAX_NNZ, BROADPHASE,
+# NARROWPHASE, CCD, NVMAX); not the solver's iteration limits, which C MuJoCo meets the same way.
+_CAPACITY_OVERFLOWS = 0b10011111
+
 # Fields of a reset state copied from the episode's MjData into its world (everything the next step reads).
 _RESET_FIELDS = ("qpos", "qvel", "act", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart", "time")
 
@@ -87,8 +91,9 @@ class WarpBatch:
     Args:
         num_envs: number of environments (worlds).
         device: ``"cpu"`` (Warp's CPU device: slow, for tests and debugging), ``"cuda"`` or ``"cuda:N"``.
-        nconmax, njmax: contacts and constraint rows allocated per world (MuJoCo Warp's own defaults are
-            sized for simple scenes; a step that needs more raises an error rather than dropping contacts).
+        nconmax, njmax: contacts allocated per world (pooled over all worlds of a group) and constraint rows per
+            world (MuJoCo Warp's own defaults are sized for simple scenes; a step that needs more raises an error
+            rather than dropping contacts).
 
     ``qpos`` and ``qvel`` are float64 torch tensors on ``device``.
     """
@@ -156,6 +161,8 @@ class WarpBatch:
                 # MuJoCo Warp has no auto-reset and refuses the flag; divergence is the batch's own check.
                 model.opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_AUTORESET)
                 warp_model = mjw.put_model(model)
+                if self.device.type == "cuda":  # the solver's loop in a captured graph needs conditional nodes
+                    warp_model.opt.graph_conditional = wp.is_conditional_graph_supported()
                 warp_data = mjw.put_data(model, episode.data, nworld=hi - lo, nconmax=self.nconmax, njmax=self.njmax)
                 views = {name: wp.to_torch(getattr(warp_data, name)) for name in _RESET_FIELDS}
                 self._group_of[lo:hi] = [len(self.groups)] * (hi - lo)
@@ -188,7 +195,7 @@ class WarpBatch:
                 if group.graph is not None:
                     wp.capture_launch(group.graph)
                 elif self.device.type == "cuda" and group.warm:
-                    with wp.ScopedCapture() as capture:
+                    with wp.ScopedCapture(force_module_load=False) as capture:  # the warm step loaded them
                         for _ in range(frame_skip):
                             mjw.step(group.warp_model, group.warp_data)
                     group.graph = capture.graph
@@ -208,16 +215,20 @@ class WarpBatch:
         return stable
 
     def _check_overflow(self) -> None:
+        """Raise if any world ran out of room for contacts or constraint rows in any substep (MuJoCo Warp then
+        drops them; its per-world overflow flags record it)."""
+        import mujoco_warp as mjw
         import warp as wp
 
-        for group in self.groups:
-            d = group.warp_data
-            ncon, nefc = int(d.nacon.numpy()[0]), int(wp.to_torch(d.nefc).max())
-            if ncon > d.naconmax or nefc > self.njmax:
-                raise RuntimeError(
-                    f"WarpBatch: a step needed {ncon} contacts (room for {d.naconmax}) and {nefc} constraint rows "
-                    f"per world (room for {self.njmax}); build the environment with larger nconmax/njmax"
-                )
+        flags = torch.cat([wp.to_torch(g.warp_data.overflow) for g in self.groups]) & _CAPACITY_OVERFLOWS
+        if bool(flags.any()):
+            world = int(torch.nonzero(flags)[0])
+            names = [f.name for f in mjw.OverflowType if f.value & _CAPACITY_OVERFLOWS & int(flags[world])]
+            raise RuntimeError(
+                f"WarpBatch: world {world} overflowed ({', '.join(names)}): a step needed more contacts or constraint "
+                f"rows than allocated (nconmax={self.nconmax} per world on average, njmax={self.njmax} per world); "
+                "build the environment with larger warp_options"
+            )
 
     def write_back(self, i: int, data: mujoco.MjData) -> None:
         """Copy world ``i``'s ``qpos``, ``qvel`` and mocap poses into ``data`` (then ``mj_kinematics`` it to draw)."""

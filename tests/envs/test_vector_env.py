@@ -216,3 +216,5 @@ def test_episode_end_infos_are_the_full_infos_of_finished_episodes_only():
                     assert lean_info[k] == f[k], k
     with pytest.raises(ValueError, match="infos"):
         make_vector_env("RigidSliding-v0", 2, infos="never")
+    with pytest.raises(ValueError, match="every step"):  # Gymnasium's interface needs them all
+        gym.make_vec("geomanip/RigidSliding-v0", num_envs=2, vectorization_mode="vector_entry_point", infos="x")
