@@ -12,6 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+import trimesh
 
 import geomanip
 import geomanip.envs
@@ -44,6 +45,8 @@ body = generate(model.body, 1, "test", seed=0, num_points=1000)
 fitted = model.fit(body["points"])
 assert fitted["vertices"].shape == body["vertices"].shape and torch.isfinite(fitted["vertices"]).all()
 print("fitted one body with ArtEq")
+# A scan for check_wheel's `geomanip body --action fit` with the shipped weight (README, "Use it without training").
+trimesh.PointCloud(generate(model.body, 1, "test", seed=1)["points"][0].numpy()).export("scan.ply")
 
 windows = load_split("hotel", "test")
 assert len(windows) > 0
@@ -53,7 +56,7 @@ print(f"loaded ETH/UCY hotel test split: {len(windows)} samples")
 from geomanip import weights  # noqa: E402
 from geomanip.motion import EqMotion  # noqa: E402
 
-assert {"eqmotion-charged", "hepi-RigidSliding-v0"} <= set(weights.available()), weights.available()
+assert {"arteq", "eqmotion-charged", "hepi-RigidSliding-v0"} <= set(weights.available()), weights.available()
 predictor = EqMotion.pretrained("charged")
 with torch.no_grad():
     future = predictor(torch.randn(1, 5, predictor.past_frames, 3))

@@ -114,7 +114,7 @@ RECIPES = {
         export_policy,
     ),
     # The two stages of the benchmarked network (BENCHMARKS.md, body fitting): 5,000 steps without the per-part
-    # refinement, then 3,000 steps of fine-tuning with it. Not yet run by this script (about two CPU-hours).
+    # refinement, then 3,000 steps of fine-tuning with it. Its timing is in BENCHMARKS.md.
     "arteq": Recipe(
         "ArtEq body fitting on the shipped body model (5,000 noisy points per cloud), with per-part refinement",
         "bodies generated from assets/body/ANNY_SMPL_NEUTRAL.pkl by geomanip.motion.body.data (fresh batches)",

@@ -9,7 +9,7 @@ import torch
 from geomanip import weights
 from geomanip.cli import main
 
-SHIPPED = ("eqmotion-charged", "hepi-RigidSliding-v0")
+SHIPPED = ("arteq", "eqmotion-charged", "hepi-RigidSliding-v0")
 CARD_FIELDS = ("name", "description", "retrain", "commands", "commit", "date", "data", "steps", "metrics", "check")
 
 
@@ -69,11 +69,44 @@ def test_evaluate_pretrained_from_the_command_line(tmp_path, capsys):
     assert "no pretrained weight 'hepi-RigidPushing-v0'" in capsys.readouterr().err
 
 
-def test_body_fit_without_a_checkpoint_says_what_to_do_while_no_arteq_ships(tmp_path, capsys):
-    if "arteq" in weights.available():
-        pytest.skip("an ArtEq weight ships; its own tests cover fitting")
-    cloud = tmp_path / "cloud.npz"
-    np.savez(cloud, points=np.random.default_rng(0).normal(size=(500, 3)))
-    assert main(["body", "--action", "fit", "--input", str(cloud), "--output", str(tmp_path / "fit.obj")]) == 2
-    err = capsys.readouterr().err
-    assert "ships no pretrained ArtEq" in err and "pass --checkpoint" in err
+def test_pretrained_arteq_fits_an_arbitrarily_rotated_body_within_10_cm():
+    from geomanip.kernels.rotation import random_rotation
+    from geomanip.motion.body.data import generate
+    from geomanip.motion.body.training import evaluate, load_checkpoint, pretrained_checkpoint
+
+    model, _ = load_checkpoint(pretrained_checkpoint())
+    data = generate(model.body, 4, "test", seed=7)  # upright, shaped, posed bodies with 5,000 noisy points
+    R = random_rotation(4, generator=torch.Generator().manual_seed(3), dtype=data["points"].dtype)
+    rotated = dict(data)
+    for key in ("points", "vertices", "joints"):
+        rotated[key] = data[key] @ R.transpose(1, 2)  # the root joint is near the origin: rotate about it
+    rotated["rotations"] = data["rotations"].clone()
+    rotated["rotations"][:, 0] = R @ data["rotations"][:, 0]
+    with torch.no_grad():
+        metrics = evaluate(model.fit, rotated)
+    assert metrics["v2v_cm"] < 10.0, metrics
+
+
+def test_pretrained_arteq_measures_what_its_card_says():
+    from geomanip.motion.body.training import check_metrics, load_checkpoint, pretrained_checkpoint
+
+    model, _ = load_checkpoint(pretrained_checkpoint())
+    recorded = weights.card("arteq")["check"]["metrics"]
+    with torch.no_grad():
+        fresh = check_metrics(model)
+    assert fresh == pytest.approx(recorded, rel=1e-3, abs=1e-3)
+
+
+def test_body_fit_from_the_command_line_uses_the_shipped_arteq(tmp_path):
+    import trimesh
+
+    from geomanip.motion.body.data import generate
+    from geomanip.motion.body.training import load_checkpoint, pretrained_checkpoint
+
+    model, _ = load_checkpoint(pretrained_checkpoint())
+    scan = tmp_path / "scan.ply"
+    trimesh.PointCloud(generate(model.body, 1, "test", seed=2)["points"][0].numpy()).export(scan)
+    out = tmp_path / "fitted.obj"
+    assert main(["body", "--action", "fit", "--input", str(scan), "--output", str(out)]) == 0
+    mesh = trimesh.load(out, process=False)
+    assert len(mesh.vertices) == model.body.v_template.shape[0] and np.isfinite(mesh.vertices).all()
