@@ -167,8 +167,8 @@ def step_physics(
         d.ctrl[:] = c
         step(m, d, frame_skip)
         get_state(m, d, state, spec)
-    nq, nv = models[0].nq, models[0].nv
-    ok = stable_rows(states[:, 1 : 1 + nq], states[:, 1 + nq : 1 + nq + nv], max_speed)
+    qpos, qvel = state_slices(models[0])
+    ok = stable_rows(states[:, qpos], states[:, qvel], max_speed)
     for i in np.flatnonzero(~ok):
         states[i] = before[i]
         mujoco.mj_setState(models[i], datas[i], states[i], STATE_SPEC)

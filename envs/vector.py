@@ -119,7 +119,8 @@ class RigidVectorEnv(VecEnv):
             fixed_shapes = backend == "warp"
         elif backend == "warp" and not fixed_shapes:
             raise ValueError("RigidVectorEnv: the 'warp' backend needs fixed_shapes=True (one Warp model per shape)")
-        first = gym.make(task, **env_kwargs).unwrapped if isinstance(task, str) else task(**env_kwargs)
+        make = (lambda kw: gym.make(task, **kw).unwrapped) if isinstance(task, str) else (lambda kw: task(**kw))
+        first = make(env_kwargs)
         if not isinstance(first, RigidTaskEnv):
             raise TypeError(
                 f"RigidVectorEnv: {task!r} is not a rigid task (RigidTaskEnv); use SB3's DummyVecEnv for other tasks"
@@ -135,9 +136,8 @@ class RigidVectorEnv(VecEnv):
                 )
             kwargs = [{**env_kwargs, "shape": shape} for shape in shapes]
             first.close()
-            first = None
-        make = (lambda kw: gym.make(task, **kw).unwrapped) if isinstance(task, str) else (lambda kw: task(**kw))
-        self.envs: list[RigidTaskEnv] = [first or make(kwargs[0])] + [make(kw) for kw in kwargs[1:]]
+            first = make(kwargs[0])
+        self.envs: list[RigidTaskEnv] = [first] + [make(kw) for kw in kwargs[1:]]
         # All environments share the task's parameters, so any of them can evaluate the batched task logic.
         self.task: RigidTaskEnv = self.envs[0]
         # And one cache of compiled scenes: each shape compiles once, not once per environment.

@@ -30,7 +30,7 @@ import mujoco
 import numpy as np
 import torch
 
-from geomanip.envs.base import stable_rows
+from geomanip.envs.base import stable_rows, state_slices
 from geomanip.envs.rigid import RigidEpisode
 
 __all__ = ["WarpBatch", "warp_available"]
@@ -137,11 +137,10 @@ class WarpBatch:
                     view.dtype
                 )
         # The task logic reads the reset states exactly as C MuJoCo has them (float64), not their float32 copies.
-        idx = torch.as_tensor(list(indices), device=self.device)
-        nq = self.qpos.shape[1]
+        idx = self.index(indices)
+        qpos, qvel = state_slices(episodes[0].model)
         states = torch.as_tensor(np.stack([e.state for e in episodes]), device=self.device)
-        self.qpos[idx] = states[:, 1 : 1 + nq]
-        self.qvel[idx] = states[:, 1 + nq : 1 + nq + self.qvel.shape[1]]
+        self.qpos[idx], self.qvel[idx] = states[:, qpos], states[:, qvel]
 
     def _build_groups(self, indices: Sequence[int], episodes: Sequence[RigidEpisode]) -> None:
         import mujoco_warp as mjw
