@@ -110,6 +110,8 @@ class RLConfig:
     """Graph policies: where the value comes from (same: a second network of the actor's architecture;
     deepsets: a small invariant DeepSets network, much cheaper; shared: the actor's network with a value head);
     not given: the policy's default (geomanip.policies.GraphActorCriticPolicy)."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (SB3's default, 0: std 1, as the original HEPi)."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 64
@@ -221,6 +223,7 @@ def policy_spec(cfg: RLConfig, env: gym.Env) -> tuple[Any, dict[str, Any]]:
     policy, policy_kwargs = make_policy(cfg.policy, env, **network_kwargs(cfg))
     if cfg.critic is not None:
         policy_kwargs["critic"] = cfg.critic
+    policy_kwargs["log_std_init"] = cfg.log_std_init
     return policy, policy_kwargs
 
 

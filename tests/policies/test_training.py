@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stable_baselines3 import PPO
 
 from geomanip.cli import main
 from geomanip.policies import POLICIES, training
@@ -260,3 +261,17 @@ def test_the_critic_option_reaches_the_policy_and_is_refused_for_the_mlp():
     assert isinstance(network.mlp_extractor.critic, DeepSetsCritic)
     with pytest.raises(ValueError, match="critic 'deepsets' is not one of"):
         configure(policy="mlp", critic="deepsets").validate()
+
+
+@pytest.mark.parametrize("policy", ["mlp", "hepi"])
+def test_log_std_init_sets_the_initial_standard_deviation(policy):
+    import gymnasium as gym
+
+    cfg = configure(policy=policy, log_std_init=-1.0, hidden=8)
+    env = gym.make(cfg.task)
+    name, kwargs = training.policy_spec(cfg, env)
+    model = PPO(name, env, policy_kwargs=kwargs, n_steps=8, batch_size=8, device="cpu")
+    np.testing.assert_allclose(model.policy.log_std.detach().numpy(), -1.0)
+    obs, _ = env.reset(seed=0)
+    dist = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0])
+    np.testing.assert_allclose(dist.distribution.stddev.detach().numpy(), np.exp(-1.0), rtol=1e-6)
