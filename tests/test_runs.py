@@ -189,3 +189,34 @@ def test_the_command_line_says_in_one_line_that_cuda_is_missing(command, tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("geomanip: error: --device cuda: CUDA is not available") and err.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("config", ["RLConfig", "MotionConfig", "BodyConfig"])
+def test_every_option_of_a_config_parses_from_the_command_line(config):
+    # Each field's type, optional ones (default None) included, must turn a typical string into its value.
+    import argparse
+    import typing
+
+    from geomanip.cli import add_dataclass_args
+    from geomanip.motion.body.training import BodyConfig
+    from geomanip.motion.training import MotionConfig
+    from geomanip.policies.training import RLConfig
+
+    cls = {"RLConfig": RLConfig, "MotionConfig": MotionConfig, "BodyConfig": BodyConfig}[config]
+    parser = argparse.ArgumentParser()
+    add_dataclass_args(parser, cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        literal = next((a for a in [hint, *args] if typing.get_origin(a) is typing.Literal), None)
+        if hint is bool:
+            continue
+        plain = {int: "3", float: "0.5", str: "x"}
+        value = typing.get_args(literal)[-1] if literal else plain[args[0] if args else hint]
+        parsed = getattr(parser.parse_args([f"--{f.name.replace('_', '-')}", str(value)]), f.name)
+        assert str(parsed) == str(value) or parsed == type(parsed)(value), (f.name, parsed)
+    if cls is RLConfig:
+        assert parser.parse_args(["--critic", "deepsets"]).critic == "deepsets"
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--critic", "bogus"])

@@ -19,6 +19,7 @@ import dataclasses
 import inspect
 import sys
 import textwrap
+import types
 import typing
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
     for f in dataclasses.fields(cls):
         name = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+            hint = args[0]  # an optional option (default None): typed as its one other type
         kind = typing.get_origin(hint)
         common = {"dest": prefix + f.name, "default": argparse.SUPPRESS}
         common["help"] = f"{docs.get(f.name, '')} (default: {f.default})"
@@ -62,8 +66,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
         elif kind is typing.Literal:
             parser.add_argument(name, choices=typing.get_args(hint), **common)
         else:
-            args = [a for a in typing.get_args(hint) if a is not type(None)]
-            parser.add_argument(name, type=args[0] if args else hint, metavar=f.name.upper(), **common)
+            parser.add_argument(name, type=hint, metavar=f.name.upper(), **common)
 
 
 def _given(args: argparse.Namespace, prefix: str) -> dict[str, object]:
