@@ -25,7 +25,7 @@ from geomanip.policies.training import configure, run
 
 
 def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:
-    """Mean success (train and unseen shapes) against environment steps, one line per policy."""
+    """Mean return (train and unseen shapes) against environment steps, one line per policy (grey: random)."""
     import matplotlib
 
     matplotlib.use("Agg")
