@@ -69,13 +69,20 @@ def test_evaluate_pretrained_from_the_command_line(tmp_path, capsys):
     assert "no pretrained weight 'hepi-RigidPushing-v0'" in capsys.readouterr().err
 
 
-def test_pretrained_arteq_fits_an_arbitrarily_rotated_body_within_10_cm():
+@pytest.fixture(scope="module")
+def arteq():
+    """The shipped ArtEq model, loaded once for the tests below (none of them changes it)."""
+    from geomanip.motion.body.training import load_checkpoint, pretrained_checkpoint
+
+    return load_checkpoint(pretrained_checkpoint())[0]
+
+
+def test_pretrained_arteq_fits_an_arbitrarily_rotated_body_within_10_cm(arteq):
     from geomanip.kernels.rotation import random_rotation
     from geomanip.motion.body.data import generate
-    from geomanip.motion.body.training import evaluate, load_checkpoint, pretrained_checkpoint
+    from geomanip.motion.body.training import evaluate
 
-    model, _ = load_checkpoint(pretrained_checkpoint())
-    data = generate(model.body, 4, "test", seed=7)  # upright, shaped, posed bodies with 5,000 noisy points
+    data = generate(arteq.body, 4, "test", seed=7)  # upright, shaped, posed bodies with 5,000 noisy points
     R = random_rotation(4, generator=torch.Generator().manual_seed(3), dtype=data["points"].dtype)
     rotated = dict(data)
     for key in ("points", "vertices", "joints"):
@@ -83,30 +90,27 @@ def test_pretrained_arteq_fits_an_arbitrarily_rotated_body_within_10_cm():
     rotated["rotations"] = data["rotations"].clone()
     rotated["rotations"][:, 0] = R @ data["rotations"][:, 0]
     with torch.no_grad():
-        metrics = evaluate(model.fit, rotated)
+        metrics = evaluate(arteq.fit, rotated)
     assert metrics["v2v_cm"] < 10.0, metrics
 
 
-def test_pretrained_arteq_measures_what_its_card_says():
-    from geomanip.motion.body.training import check_metrics, load_checkpoint, pretrained_checkpoint
+def test_pretrained_arteq_measures_what_its_card_says(arteq):
+    from geomanip.motion.body.training import check_metrics
 
-    model, _ = load_checkpoint(pretrained_checkpoint())
     recorded = weights.card("arteq")["check"]["metrics"]
     with torch.no_grad():
-        fresh = check_metrics(model)
+        fresh = check_metrics(arteq)
     assert fresh == pytest.approx(recorded, rel=1e-3, abs=1e-3)
 
 
-def test_body_fit_from_the_command_line_uses_the_shipped_arteq(tmp_path):
+def test_body_fit_from_the_command_line_uses_the_shipped_arteq(arteq, tmp_path):
     import trimesh
 
     from geomanip.motion.body.data import generate
-    from geomanip.motion.body.training import load_checkpoint, pretrained_checkpoint
 
-    model, _ = load_checkpoint(pretrained_checkpoint())
     scan = tmp_path / "scan.ply"
-    trimesh.PointCloud(generate(model.body, 1, "test", seed=2)["points"][0].numpy()).export(scan)
+    trimesh.PointCloud(generate(arteq.body, 1, "test", seed=2)["points"][0].numpy()).export(scan)
     out = tmp_path / "fitted.obj"
     assert main(["body", "--action", "fit", "--input", str(scan), "--output", str(out)]) == 0
     mesh = trimesh.load(out, process=False)
-    assert len(mesh.vertices) == model.body.v_template.shape[0] and np.isfinite(mesh.vertices).all()
+    assert len(mesh.vertices) == arteq.body.v_template.shape[0] and np.isfinite(mesh.vertices).all()
