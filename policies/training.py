@@ -302,12 +302,24 @@ def save_model(model: PPO | TRPL, path: Path) -> None:
 
 
 class EvaluateAndCheckpoint(BaseCallback):
-    """Every ``cfg.eval_every`` steps: evaluate on training and unseen shapes, log, checkpoint."""
+    """Every ``cfg.eval_every`` steps: evaluate on training and unseen shapes, log, checkpoint.
+
+    Each history entry records ``train_seconds``, the wall-clock since the run began, summed over resumed
+    segments (a resumed run continues from its last entry's), so a run's minutes per step do not depend on
+    how often it was interrupted. The evaluation at the budget itself is left to :func:`run`, which evaluates
+    once the last rollout has finished (otherwise a run would end with two evaluations a rollout apart).
+    """
 
     def __init__(self, cfg: RLConfig, out: Path, history: list[dict]) -> None:
         super().__init__()
         self.cfg, self.out, self.history = cfg, out, history
         self.next_eval = (history[-1]["steps"] if history else 0) + cfg.eval_every
+        self.seconds_before = history[-1].get("train_seconds", 0.0) if history else 0.0
+        self.started = time.perf_counter()
+
+    def train_seconds(self) -> float:
+        """Training wall-clock so far, earlier segments of a resumed run included."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     def _predict(self, obs):
         return self.model.predict(obs, deterministic=True)[0]
@@ -317,12 +329,12 @@ class EvaluateAndCheckpoint(BaseCallback):
         for k, v in metrics.items():
             self.logger.record(f"eval/{k}", v)
         self.logger.dump(self.num_timesteps)
-        self.history.append({"steps": self.num_timesteps, **metrics})
+        self.history.append({"steps": self.num_timesteps, **metrics, "train_seconds": self.train_seconds()})
         save_model(self.model, self.out / CHECKPOINT)
         runs.write_json(self.out / "history.json", self.history)
 
     def _on_step(self) -> bool:
-        if self.num_timesteps >= self.next_eval:
+        if self.next_eval <= self.num_timesteps < self.cfg.total_steps:
             self.evaluate()
             self.next_eval += self.cfg.eval_every
         return True
@@ -366,7 +378,6 @@ def run(cfg: RLConfig) -> dict:
     random_metrics = evaluate_random_policy(cfg, model.action_space.shape[0])
 
     callback = EvaluateAndCheckpoint(cfg, out, history)
-    started = time.perf_counter()
     remaining = cfg.total_steps - model.num_timesteps
     if remaining > 0:
         model.learn(
@@ -379,8 +390,8 @@ def run(cfg: RLConfig) -> dict:
     if not history or history[-1]["steps"] != model.num_timesteps:
         callback.init_callback(model)
         callback.evaluate()
-    seconds = time.perf_counter() - started
     model.get_env().close()
+    seconds = history[-1].get("train_seconds", callback.train_seconds())
     return write_summary(cfg, out, model.num_timesteps, seconds, history, random_metrics)
 
 

@@ -56,10 +56,23 @@ def test_training_run_writes_its_outputs_and_resumes(tmp_path):
     resumed = run(RLConfig(out=str(out), resume=True, **{**TINY, "total_steps": 384}))
     assert resumed["steps"] == 384
     assert [h["steps"] for h in resumed["history"]] == [128, 256, 384]
+    # The wall-clock carries over the resume: it counts both segments, not the last one alone.
+    seconds = [h["train_seconds"] for h in resumed["history"]]
+    assert seconds == sorted(seconds) and seconds[1] == summary["train_seconds"]
+    assert resumed["train_seconds"] == seconds[-1] > summary["train_seconds"]
 
     metrics = evaluate_checkpoint(str(out / "last.zip"), episodes=1, video=str(tmp_path / "episode.gif"))
     assert set(metrics) == {"train_return", "train_success", "unseen_return", "unseen_success"}
     assert (tmp_path / "episode.gif").stat().st_size > 1000
+
+
+def test_a_budget_inside_a_rollout_is_evaluated_once_at_the_end(tmp_path):
+    # Rollouts of 128 steps, evaluations every 100, budget 200: the evaluation due at 200 falls inside the
+    # second rollout, which runs on to 256; the run evaluates once there, not at 200 and again at 256.
+    cfg = RLConfig(out=str(tmp_path / "run"), policy="mlp", **{**TINY, "total_steps": 200, "eval_every": 100})
+    summary = run(cfg)
+    assert [h["steps"] for h in summary["history"]] == [100, 256]
+    assert summary["steps"] == 256 and summary["final"]["steps"] == 256
 
 
 def test_bad_arguments(tmp_path):
@@ -136,7 +149,7 @@ def test_the_command_line_refuses_overwrites_resumes_the_saved_task_and_policy(t
 def test_deformable_tasks_train_and_evaluate_their_variant_sets(tmp_path):
     cfg = RLConfig(out=str(tmp_path / "rope"), policy="mlp", **{**TINY, "task": "RopeClosing-v0", "total_steps": 128})
     rope = run(cfg)
-    assert set(rope["final"]) == {"steps", "train_return", "train_success"}  # one variant: no held-out set
+    assert set(rope["final"]) == {"steps", "train_return", "train_success", "train_seconds"}  # no held-out set
     assert (tmp_path / "rope" / "learning_curve.png").is_file()
     assert variant_sets("ClothHanging-v0")["unseen"] == {"holes": "held_out"}
     assert variant_sets("RigidSliding-v0")["unseen"] == {"shape": "unseen"}
