@@ -1,8 +1,9 @@
 """Trajectory prediction accuracy and training throughput against published numbers.
 
 Run: ``python -m benchmarks.motion [--minutes 15] [--scenes eth,hotel,univ,zara1,zara2] [--skip-charged]
-[--rounds R]`` (``--rounds``: a fixed number of ETH/UCY validation rounds instead of a wall-clock budget, for
-comparable runs on a busy machine)
+[--rounds R] [--train-samples frames --interaction-radius 5]`` (``--rounds``: a fixed number of ETH/UCY
+validation rounds instead of a wall-clock budget, for comparable runs on a busy machine; ``--train-samples``
+and ``--interaction-radius``: ``train.py motion``'s options of the same names)
 (``--quick`` for a smoke run on tiny data).
 
 Charged particles (10 observed -> 20 predicted frames, 3,000 training systems): EqMotion trained for a
@@ -85,6 +86,12 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=0, help="ETH/UCY: train for this many validation rounds instead of --minutes"
     )
+    parser.add_argument(
+        "--train-samples", default="windows", choices=["windows", "frames"], help="ETH/UCY training samples"
+    )
+    parser.add_argument(
+        "--interaction-radius", type=float, default=0.0, help="ETH/UCY: EqMotion's graph radius in metres (0: all)"
+    )
     parser.add_argument("--out", default="runs/bench_motion")
     parser.add_argument("--quick", action="store_true", help="tiny data and budgets (a smoke run)")
     parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNGs")
@@ -130,6 +137,8 @@ def main() -> None:
                 max_minutes=0 if args.rounds else args.minutes,
                 progress=False,
                 epoch_batches=args.epoch_batches,
+                train_samples=args.train_samples,
+                interaction_radius=args.interaction_radius,
             )
             if args.quick:
                 kwargs.update(epochs=1, hidden=16, channels=8, layers=1, modes=2)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from geomanip import weights
 from geomanip.kernels import EGNNConv
 
-__all__ = ["EqMotion", "complete_edges"]
+__all__ = ["EqMotion", "complete_edges", "radius_edges"]
 
 
 def complete_edges(mask: Tensor) -> Tensor:
@@ -17,8 +17,26 @@ def complete_edges(mask: Tensor) -> Tensor:
 
     ``mask [B, N]`` (bool) -> ``edge_index [2, E]`` indexing ``B * N`` nodes (node ``b * N + i``).
     """
-    B, N = mask.shape
+    N = mask.shape[1]
     valid = mask[:, :, None] & mask[:, None, :] & ~torch.eye(N, dtype=torch.bool, device=mask.device)
+    return _flat_edges(valid)
+
+
+def radius_edges(positions: Tensor, mask: Tensor, radius: float) -> Tensor:
+    """Edges ``j -> i`` between distinct valid agents of a sample at most ``radius`` apart.
+
+    ``positions [B, N, D]`` (e.g. the last observed frame), ``mask [B, N]`` -> ``edge_index [2, E]`` on
+    ``B * N`` flattened nodes, like :func:`complete_edges`. Distances are invariant, so the graph is too.
+    """
+    close = torch.cdist(positions, positions) <= radius
+    N = mask.shape[1]
+    valid = close & mask[:, :, None] & mask[:, None, :] & ~torch.eye(N, dtype=torch.bool, device=mask.device)
+    return _flat_edges(valid)
+
+
+def _flat_edges(valid: Tensor) -> Tensor:
+    """``valid [B, N, N]`` (``valid[b, i, j]``: j sends to i) -> ``edge_index [2, E]`` on flattened nodes."""
+    N = valid.shape[1]
     b, i, j = valid.nonzero(as_tuple=True)
     return torch.stack([b * N + j, b * N + i])
 

@@ -38,12 +38,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from geomanip import runs
-from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
+from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, SizeBatches, agent_counts, pad_collate
 from geomanip.motion.data.eth_ucy import SCENES, load_split
 from geomanip.motion.data.nbody import SYSTEMS, default_config, simulate, write_dataset
 from geomanip.motion.data.nri import find_nri_splits
 from geomanip.motion.data.rope import RopeWindows, load_rollouts, rope_splits
-from geomanip.motion.eqmotion import EqMotion
+from geomanip.motion.eqmotion import EqMotion, radius_edges
 from geomanip.motion.generation_metrics import generation_scores
 from geomanip.motion.geotdm import GeoTDM
 from geomanip.motion.geotdm_plots import plot_geotdm
@@ -69,6 +69,13 @@ class MotionConfig:
     --data-root, written by python -m geomanip.envs.rollouts)."""
     scene: str = "eth"
     """ETH/UCY held-out test scene (eth, hotel, univ, zara1, zara2)."""
+    train_samples: Literal["windows", "frames"] = "windows"
+    """ETH/UCY training samples: windows (one per focal agent with its neighbours within 5 m, like validation and
+    test) or frames (one per start frame with every agent in it, each agent computed once instead of once per
+    window it is in; needs --interaction-radius). Validation and test always use windows."""
+    interaction_radius: float = 0.0
+    """EqMotion: message passing only between agents at most this far apart at the last observed frame, in
+    training and evaluation (0: between every two agents of a sample)."""
     data_root: str | None = None
     """Dataset folder: for N-body, where the splits are (written there first if missing; default data/<system>),
     or a folder of the NRI/EGNN .npy files (loc_train_<system>.npy, ...; geomanip.motion.data.nri); for ETH/UCY,
@@ -148,6 +155,17 @@ class MotionConfig:
             raise ValueError(f"unknown motion dataset {self.data!r}; available: {', '.join(SYSTEMS)}, eth_ucy, rope")
         if pedestrians and self.scene not in SCENES:
             raise ValueError(f"unknown ETH/UCY scene {self.scene!r}; available: {', '.join(SCENES)}")
+        if self.train_samples not in ("windows", "frames"):
+            raise ValueError(f"unknown --train-samples {self.train_samples!r}; available: windows, frames")
+        if self.train_samples == "frames" and not (pedestrians and self.interaction_radius > 0):
+            raise ValueError(
+                "--train-samples frames needs --data eth_ucy and an --interaction-radius (a whole frame's crowd "
+                "would otherwise be one complete graph)"
+            )
+        if self.interaction_radius < 0 or not math.isfinite(self.interaction_radius):
+            raise ValueError(f"--interaction-radius must be finite and >= 0, got {self.interaction_radius}")
+        if self.interaction_radius and self.model != "eqmotion":
+            raise ValueError("--interaction-radius applies to --model eqmotion only")
         for name in DATASET_DEFAULTS:
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -171,8 +189,13 @@ class MotionConfig:
 def load_datasets(cfg: MotionConfig) -> dict[str, Dataset]:
     if cfg.data == "eth_ucy":
         return {
-            split: PedestrianWindows(load_split(cfg.scene, split, cfg.data_root, cfg.past, cfg.future), cfg.past)
+            split: PedestrianWindows(
+                load_split(cfg.scene, split, cfg.data_root, cfg.past, cfg.future, per_frame=per_frame),
+                cfg.past,
+                focal_only=not per_frame,
+            )
             for split in ("train", "val", "test")
+            for per_frame in [split == "train" and cfg.train_samples == "frames"]
         }
     if cfg.data == "rope":
         splits = rope_splits(load_rollouts(cfg.data_root or Path("data") / "rope_closing"))
@@ -230,7 +253,16 @@ def training_loss(cfg: MotionConfig, train_model: torch.nn.Module, batch: dict[s
         if cfg.unconditional:
             return train_model(torch.cat([batch["past"], batch["future"]], 2), None, batch["mask"])
         return train_model(batch["future"], batch["past"], batch["mask"])
-    return best_of_k_loss(train_model(batch["past"], batch["mask"]), batch["future"], batch["mask"])
+    pred = train_model(batch["past"], batch["mask"], edge_index=interaction_edges(cfg, batch))
+    return best_of_k_loss(pred, batch["future"], batch["mask"])
+
+
+def interaction_edges(cfg: MotionConfig, batch: dict[str, Tensor]) -> Tensor | None:
+    """EqMotion's graph for ``batch``: agents within ``cfg.interaction_radius`` at the last observed frame, or
+    ``None`` (every pair) without a radius."""
+    if not cfg.interaction_radius:
+        return None
+    return radius_edges(batch["past"][:, :, -1], batch["mask"], cfg.interaction_radius)
 
 
 def predict(
@@ -241,7 +273,7 @@ def predict(
         return model.sample(
             batch["past"], num_samples=cfg.modes, steps=cfg.sample_steps, noise=generator, mask=batch["mask"]
         )
-    return model(batch["past"], batch["mask"])
+    return model(batch["past"], batch["mask"], edge_index=interaction_edges(cfg, batch))
 
 
 @torch.no_grad()
@@ -271,7 +303,8 @@ CHECKPOINTS = ("last.pt", "best.pt")
 OUTPUTS = ("tb", "predictions.png", "generated.png", "sample.gif")
 # What a resumed run must share with the saved one (the resolved values): the data and the network.
 RESUME_KEYS = ("model", "data", "scene", "past", "future", "modes", "hidden", "channels", "layers", "edge_types",
-               "unconditional", "diffusion_steps", "prediction", "velocity_prior")  # fmt: skip
+               "unconditional", "diffusion_steps", "prediction", "velocity_prior", "interaction_radius",
+               "train_samples")  # fmt: skip
 
 
 @torch.no_grad()
@@ -354,7 +387,7 @@ class Data:
     """The datasets of a run and what iterates over them."""
 
     datasets: dict[str, Dataset]
-    sampler: DistributedSampler
+    sampler: DistributedSampler | SizeBatches
     train: DataLoader
     val: DataLoader
     test: DataLoader
@@ -438,12 +471,24 @@ def prepare_data(cfg: MotionConfig, procs: Processes) -> Data:
         dist.barrier()  # rank 0 may have simulated the data
     if not procs.main:
         datasets = load_datasets(cfg)
-    sampler = DistributedSampler(
-        datasets["train"], procs.world, procs.rank, shuffle=cfg.shuffle, seed=cfg.seed, drop_last=True
-    )
-    train_loader = DataLoader(
-        datasets["train"], cfg.batch_size // procs.world, sampler=sampler, collate_fn=pad_collate, drop_last=True
-    )
+    if cfg.train_samples == "frames":
+        # Frames hold 1 to about 60 agents: batches of similar sizes keep the padding small.
+        sampler = SizeBatches(
+            agent_counts(datasets["train"]),
+            cfg.batch_size // procs.world,
+            shuffle=cfg.shuffle,
+            seed=cfg.seed,
+            rank=procs.rank,
+            world=procs.world,
+        )
+        train_loader = DataLoader(datasets["train"], batch_sampler=sampler, collate_fn=pad_collate)
+    else:
+        sampler = DistributedSampler(
+            datasets["train"], procs.world, procs.rank, shuffle=cfg.shuffle, seed=cfg.seed, drop_last=True
+        )
+        train_loader = DataLoader(
+            datasets["train"], cfg.batch_size // procs.world, sampler=sampler, collate_fn=pad_collate, drop_last=True
+        )
     if len(train_loader) == 0:
         raise ValueError(f"the training set ({len(datasets['train'])} samples) is smaller than one batch")
     eval_sets = {s: datasets[s] for s in ("val", "test")}
@@ -452,9 +497,17 @@ def prepare_data(cfg: MotionConfig, procs: Processes) -> Data:
     val_set = eval_sets["val"]
     if cfg.model == "geotdm" and cfg.val_limit:
         val_set = Subset(val_set, range(min(cfg.val_limit, len(val_set))))
-    val_loader = DataLoader(val_set, 256, collate_fn=pad_collate)
-    test_loader = DataLoader(eval_sets["test"], 256, collate_fn=pad_collate)
+    val_loader, test_loader = (eval_loader(cfg, d) for d in (val_set, eval_sets["test"]))
     return Data(datasets, sampler, train_loader, val_loader, test_loader, eval_sets["test"])
+
+
+def eval_loader(cfg: MotionConfig, dataset: Dataset) -> DataLoader:
+    """Batches of 256 for validation and test; on ETH/UCY, of windows of similar sizes (less padding; the
+    metrics are sums over agents, so the grouping does not change them)."""
+    if cfg.data == "eth_ucy":
+        batches = SizeBatches(agent_counts(dataset), 256, shuffle=False)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=pad_collate)
+    return DataLoader(dataset, 256, collate_fn=pad_collate)
 
 
 def prepare_training(cfg: MotionConfig, procs: Processes, ckpt: dict | None) -> Training:

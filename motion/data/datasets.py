@@ -2,7 +2,8 @@
 
 Every item is a dict with ``past [N, T_p, D]``, ``future [N, T_f, D]``, ``mask [N]`` (valid agents) and
 ``eval_mask [N]`` (agents that count in the metrics: all of them for N-body systems, the focal agent for
-pedestrians). :func:`pad_collate` pads a batch to its largest ``N`` with masked-out agents.
+pedestrians). :func:`pad_collate` pads a batch to its largest ``N`` with masked-out agents;
+:class:`SizeBatches` groups samples of similar ``N`` so that the padding stays small.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from geomanip.motion.data.eth_ucy import TrajectoryWindows
 from geomanip.motion.data.nri import load_nri_positions
 
-__all__ = ["NBodyWindows", "PedestrianWindows", "pad_collate"]
+__all__ = ["NBodyWindows", "PedestrianWindows", "SizeBatches", "agent_counts", "pad_collate"]
 
 
 class NBodyWindows(Dataset):
@@ -61,11 +62,13 @@ class NBodyWindows(Dataset):
 
 
 class PedestrianWindows(Dataset):
-    """ETH/UCY samples (:class:`~geomanip.motion.data.eth_ucy.TrajectoryWindows`); the focal agent is evaluated."""
+    """ETH/UCY samples (:class:`~geomanip.motion.data.eth_ucy.TrajectoryWindows`); the focal agent is evaluated
+    (every agent with ``focal_only=False``, for per-frame samples)."""
 
-    def __init__(self, windows: TrajectoryWindows, past: int = 8) -> None:
+    def __init__(self, windows: TrajectoryWindows, past: int = 8, focal_only: bool = True) -> None:
         self.windows = windows
         self.past = past
+        self.focal_only = focal_only
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -74,7 +77,7 @@ class PedestrianWindows(Dataset):
         traj = torch.from_numpy(self.windows.trajectories[i])
         n = traj.shape[0]
         eval_mask = torch.zeros(n, dtype=torch.bool)
-        eval_mask[0] = True
+        eval_mask[: 1 if self.focal_only else n] = True
         return {
             "past": traj[:, : self.past],
             "future": traj[:, self.past :],
@@ -97,3 +100,67 @@ def pad_collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
             tensors.append(t)
         out[key] = torch.stack(tensors)
     return out
+
+
+def agent_counts(dataset: Dataset) -> list[int]:
+    """The number of agents ``N`` of each item of ``dataset``."""
+    return [dataset[i]["past"].shape[0] for i in range(len(dataset))]
+
+
+class SizeBatches(Sampler[list[int]]):
+    """Batches of indices whose samples have similar agent counts (a batch sampler for ``DataLoader``).
+
+    :func:`pad_collate` pads a batch to its largest sample, so a batch that mixes a 50-agent crowd with
+    lone walkers computes mostly padding: grouping by size removes that cost. With ``shuffle`` (training),
+    each epoch shuffles the indices (seeded by ``seed`` and the epoch, :meth:`set_epoch`), sorts them by
+    size within pools of ``pool`` batches (so sizes are grouped but a batch is still a random draw from its
+    size range), cuts them into batches of ``batch_size``, drops an incomplete last batch of a pool when
+    ``drop_last``, shuffles the batches and gives process ``rank`` of ``world`` every ``world``-th batch.
+    Without ``shuffle`` (evaluation): the indices sorted by size, in batches, every index once.
+    """
+
+    def __init__(
+        self,
+        sizes: list[int],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        pool: int = 50,
+        drop_last: bool = True,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        if batch_size < 1 or pool < 1:
+            raise ValueError(f"batch_size and pool must be positive, got {batch_size} and {pool}")
+        self.sizes = np.asarray(sizes)
+        self.batch_size, self.shuffle, self.seed, self.pool = batch_size, shuffle, seed, pool
+        self.drop_last, self.rank, self.world = drop_last, rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        if not self.shuffle:
+            order = np.argsort(self.sizes, kind="stable")
+            return [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.sizes))
+        span = self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = order[start : start + span]
+            chunk = chunk[np.argsort(self.sizes[chunk], kind="stable")]
+            for i in range(0, len(chunk), self.batch_size):
+                batch = chunk[i : i + self.batch_size]
+                if len(batch) == self.batch_size or not self.drop_last:
+                    batches.append(batch.tolist())
+        rng.shuffle(batches)
+        batches = batches[: len(batches) - len(batches) % self.world]  # as many for every process
+        return batches[self.rank :: self.world]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())

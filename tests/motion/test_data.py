@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, pad_collate
+from geomanip.motion.data.datasets import NBodyWindows, PedestrianWindows, SizeBatches, agent_counts, pad_collate
 from geomanip.motion.data.eth_ucy import (
     SCENES,
     default_root,
     file_stem,
     load_scene_file,
     load_split,
+    make_frame_samples,
     make_windows,
     scene_files,
 )
@@ -96,6 +97,51 @@ def test_eth_ucy_windows_and_padding():
         [PedestrianWindows(type("W", (), {"trajectories": samples, "__len__": lambda s: 18})())[i] for i in range(3)]
     )
     assert batch["past"].shape == (3, 2, 8, 2) and batch["eval_mask"].sum() == 3
+
+
+def test_frame_samples_hold_each_window_agent_once():
+    rows = np.array(
+        [[f, a, f * 0.5 + a, a * 1.0] for f in range(25) for a in (1, 2)]
+        + [[f, 3, 50.0, 0.0] for f in range(25)]
+        + [[f, 4, 0.0, 0.0] for f in range(3, 25)]  # complete from start 3 on
+    )
+    frames, windows = make_frame_samples(rows), make_windows(rows, radius=5.0)
+    # Starts 0..5: 3 agents complete at starts 0-2, 4 at starts 3-5; every complete agent is the focal agent
+    # of one window, and in one frame sample.
+    assert [len(f) for f in frames] == [3, 3, 3, 4, 4, 4]
+    assert sum(len(f) for f in frames) == len(windows)
+    for start, frame in enumerate(frames):
+        for path in frame:
+            assert any(np.array_equal(path, w[0]) for w in windows[3 * min(start, 3) :])
+    # Per frame, the split loader gives as many agents as there are windows.
+    train_windows, train_frames = load_split("eth", "train"), load_split("eth", "train", per_frame=True)
+    assert len(train_frames) < len(train_windows) // 5
+    assert sum(len(t) for t in train_frames.trajectories) == len(train_windows)
+    items = PedestrianWindows(train_frames, focal_only=False)
+    assert int(items[0]["eval_mask"].sum()) == len(train_frames.trajectories[0])
+
+
+def test_size_batches_group_similar_sizes_and_cover_every_sample():
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 60, 1000).tolist()
+    evaluation = list(SizeBatches(sizes, 64, shuffle=False))
+    assert sorted(i for b in evaluation for i in b) == list(range(1000))
+    training = SizeBatches(sizes, 50, seed=1, pool=5)
+    epoch0 = list(training)
+    assert all(len(b) == 50 for b in epoch0) and len({i for b in epoch0 for i in b}) == 50 * len(epoch0)
+    assert len(epoch0) == len(training) == 20
+    training.set_epoch(1)
+    assert list(training) != epoch0
+    # Padding: within a batch the sizes span a narrow range, unlike a random batch's.
+    padded = sum(max(sizes[i] for i in b) * len(b) for b in epoch0)
+    random_batches = rng.permutation(1000).reshape(20, 50)
+    assert padded < 0.7 * sum(max(sizes[i] for i in b) * len(b) for b in random_batches)
+    # Two processes split the batches of an epoch, disjoint and the same number each.
+    ranks = [list(SizeBatches(sizes, 30, seed=1, rank=r, world=2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) and not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
+    assert agent_counts(PedestrianWindows(load_split("hotel", "test")))[:3] == [
+        len(t) for t in load_split("hotel", "test").trajectories[:3]
+    ]
 
 
 def test_malformed_file_names_file_and_line(tmp_path):

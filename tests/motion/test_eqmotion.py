@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from geomanip.motion import EqMotion
-from geomanip.motion.eqmotion import complete_edges
+from geomanip.motion.eqmotion import complete_edges, radius_edges
 from tests.geometry import assert_close, random_orthogonal
 
 
@@ -47,6 +47,39 @@ def test_complete_edges():
     ei = complete_edges(torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool))
     pairs = set(map(tuple, ei.T.tolist()))
     assert pairs == {(1, 0), (0, 1), (3, 4), (3, 5), (4, 3), (4, 5), (5, 3), (5, 4)}
+
+
+def test_radius_edges_join_exactly_the_close_valid_pairs_and_are_invariant():
+    gen = torch.Generator().manual_seed(0)
+    pos = torch.rand(3, 7, 2, generator=gen, dtype=torch.float64) * 10
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    pairs = set(map(tuple, radius_edges(pos, mask, 4.0).T.tolist()))
+    expected = {
+        (b * 7 + j, b * 7 + i)
+        for b in range(3)
+        for i in range(7)
+        for j in range(7)
+        if i != j and mask[b, i] and mask[b, j] and (pos[b, i] - pos[b, j]).norm() <= 4.0
+    }
+    assert pairs == expected and 0 < len(expected) < len(set(map(tuple, complete_edges(mask).T.tolist())))
+    Q, t = random_orthogonal(2, True), torch.randn(2, dtype=torch.float64)
+    assert torch.equal(radius_edges(pos @ Q.T + t, mask, 4.0), radius_edges(pos, mask, 4.0))
+    # With a radius larger than the scene, the graph is the complete one.
+    assert torch.equal(radius_edges(pos, mask, 100.0), complete_edges(mask))
+
+
+@pytest.mark.parametrize("reflect", [False, True])
+def test_e2_equivariance_on_the_radius_graph(reflect):
+    # As trained with --interaction-radius: the graph is rebuilt from the moved input.
+    model = _model(modes=2)
+    past = torch.rand(2, 6, 6, 2, dtype=torch.float64) * 8
+    mask = torch.tensor([[1] * 6, [1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    Q, t = random_orthogonal(2, reflect), torch.randn(2, dtype=torch.float64) * 3
+    moved = past @ Q.T + t
+    out = model(past, mask, edge_index=radius_edges(past[:, :, -1], mask, 3.0))
+    out_moved = model(moved, mask, edge_index=radius_edges(moved[:, :, -1], mask, 3.0))
+    assert_close(out_moved[mask], (out @ Q.T + t)[mask])
 
 
 def test_defaults_construct_and_bad_inputs_raise():

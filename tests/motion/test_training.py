@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,23 @@ def test_training_lowers_validation_error_and_writes_its_outputs(charged, tmp_pa
     assert len(history) == 8 and summary["best_val"] == min(history) < history[0]
     baseline = _constant_position_ade(charged)
     assert result["ade"] < baseline, (result["ade"], baseline)
+
+
+def test_pedestrian_training_on_frame_samples_validates_on_windows(tmp_path):
+    # The hotel split trains on the other scenes' frames; validation and test stay focal-agent windows.
+    out = tmp_path / "frames"
+    kwargs = dict(hidden=8, channels=4, layers=1, modes=2, batch_size=32, epoch_batches=3, eval_limit=64)
+    cfg = MotionConfig(
+        data="eth_ucy", scene="hotel", train_samples="frames", interaction_radius=5.0, epochs=2, lr=3e-3,
+        out=str(out), progress=False, **kwargs,
+    )  # fmt: skip
+    result = run(cfg)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 6 and len(summary["val_history"]) == 2
+    assert np.isfinite(result["min_ade"]) and result["min_ade"] <= result["ade"]
+    # Resuming with another graph is refused (it is part of the model).
+    with pytest.raises(ValueError, match="--interaction-radius 5.0 \\(not 3.0\\)"):
+        run(MotionConfig(**{**asdict(cfg), "interaction_radius": 3.0, "resume": True, "epochs": 3}))
 
 
 def _constant_position_ade(root):
@@ -108,6 +126,12 @@ def test_bad_arguments(charged, tmp_path):
         run(MotionConfig(data="planets", out=str(tmp_path)))
     with pytest.raises(ValueError, match="unknown ETH/UCY scene"):
         run(MotionConfig(data="eth_ucy", scene="paris", out=str(tmp_path)))
+    with pytest.raises(ValueError, match="--train-samples frames needs --data eth_ucy and an --interaction-radius"):
+        run(MotionConfig(data="eth_ucy", train_samples="frames", out=str(tmp_path)))
+    with pytest.raises(ValueError, match="--interaction-radius must be finite and >= 0"):
+        run(MotionConfig(data="eth_ucy", interaction_radius=-1.0, out=str(tmp_path)))
+    with pytest.raises(ValueError, match="--interaction-radius applies to --model eqmotion only"):
+        run(MotionConfig(model="geotdm", interaction_radius=5.0, out=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         run(MotionConfig(data_root=str(charged), out=str(tmp_path / "empty"), resume=True, **SMALL))
     result = subprocess.run(
