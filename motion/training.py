@@ -105,6 +105,9 @@ class MotionConfig:
     """Global batch size (split over processes)."""
     lr: float = 5e-4
     """Adam learning rate."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """Learning rate over the run: constant, or cosine (from --lr down to 0 over --epochs epochs of --epoch-batches
+    batches; a --max-minutes budget that ends the run first leaves it part way)."""
     shuffle: bool = True
     """Shuffle training samples each epoch."""
     seed: int = 0
@@ -155,6 +158,8 @@ class MotionConfig:
             raise ValueError(f"unknown motion dataset {self.data!r}; available: {', '.join(SYSTEMS)}, eth_ucy, rope")
         if pedestrians and self.scene not in SCENES:
             raise ValueError(f"unknown ETH/UCY scene {self.scene!r}; available: {', '.join(SCENES)}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"unknown --lr-schedule {self.lr_schedule!r}; available: constant, cosine")
         if self.train_samples not in ("windows", "frames"):
             raise ValueError(f"unknown --train-samples {self.train_samples!r}; available: windows, frames")
         if self.train_samples == "frames" and not (pedestrians and self.interaction_radius > 0):
@@ -547,6 +552,8 @@ def train_epoch(
         t0 = time.perf_counter()
         batch = {k: v.to(procs.device) for k, v in batch.items()}
         loss = training_loss(cfg, training.train_model, batch)
+        for group in training.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, training.step, len(data.train))
         training.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         training.optimizer.step()
@@ -555,8 +562,20 @@ def train_epoch(
         training.batch_seconds += time.perf_counter() - t0
         if procs.main:
             writer.add_scalar("losses/train", loss.item(), training.step)
+            writer.add_scalar("losses/lr", training.optimizer.param_groups[0]["lr"], training.step)
             bar.set_postfix(loss=f"{loss.item():.4f}")
     return loss
+
+
+def learning_rate(cfg: MotionConfig, step: int, batches: int) -> float:
+    """The learning rate of optimiser step ``step`` (from 0) for a training loader of ``batches`` batches.
+
+    A function of the step alone, so a resumed run continues the same schedule without saved state.
+    """
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    total = cfg.epochs * (min(batches, cfg.epoch_batches) if cfg.epoch_batches else batches)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
 
 
 def validate_and_checkpoint(

@@ -12,7 +12,7 @@ import torch
 from geomanip import runs
 from geomanip.cli import main
 from geomanip.motion.data.nbody import NBodyConfig, write_dataset
-from geomanip.motion.training import MotionConfig, run
+from geomanip.motion.training import MotionConfig, learning_rate, run
 from tests.test_runs import folder_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +58,21 @@ def test_pedestrian_training_on_frame_samples_validates_on_windows(tmp_path):
     # Resuming with another graph is refused (it is part of the model).
     with pytest.raises(ValueError, match="--interaction-radius 5.0 \\(not 3.0\\)"):
         run(MotionConfig(**{**asdict(cfg), "interaction_radius": 3.0, "resume": True, "epochs": 3}))
+
+
+def test_cosine_learning_rate_decays_to_zero_over_the_epochs_given(charged, tmp_path):
+    cfg = MotionConfig(lr=1e-3, lr_schedule="cosine", epochs=4, epoch_batches=5)
+    assert [learning_rate(cfg, s, 8) for s in (0, 10, 20)] == pytest.approx([1e-3, 5e-4, 0.0])
+    assert learning_rate(cfg, 10, 3) == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 10 / 12)))  # 3 per epoch
+    assert learning_rate(MotionConfig(lr=1e-3), 10, 8) == 1e-3
+    out = tmp_path / "run"
+    common = dict(data_root=str(charged), out=str(out), lr=1e-3, lr_schedule="cosine", **SMALL)
+    run(MotionConfig(epochs=2, **common))  # 128 systems / 16: 8 steps per epoch; the schedule spans 2 epochs
+    assert runs.load_checkpoint(out / "last.pt")["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
+        1e-3 * 0.5 * (1 + np.cos(np.pi * 15 / 16))
+    )
+    with pytest.raises(ValueError, match="unknown --lr-schedule 'step'"):
+        run(MotionConfig(lr_schedule="step", out=str(tmp_path / "x")))
 
 
 def _constant_position_ade(root):
