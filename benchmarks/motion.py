@@ -1,9 +1,9 @@
 """Trajectory prediction accuracy and training throughput against published numbers.
 
 Run: ``python -m benchmarks.motion [--minutes 15] [--scenes eth,hotel,univ,zara1,zara2] [--skip-charged]
-[--rounds R] [--train-samples frames --interaction-radius 5]`` (``--rounds``: a fixed number of ETH/UCY
-validation rounds instead of a wall-clock budget, for comparable runs on a busy machine; ``--train-samples``
-and ``--interaction-radius``: ``train.py motion``'s options of the same names)
+[--rounds R] [--train-samples frames --interaction-radius 5 --batch-size 20 --lr-schedule cosine]``
+(``--rounds``: a fixed number of ETH/UCY validation rounds instead of a wall-clock budget, for comparable
+runs on a busy machine; the other options are ``train.py motion``'s of the same names, for the ETH/UCY runs)
 (``--quick`` for a smoke run on tiny data).
 
 Charged particles (10 observed -> 20 predicted frames, 3,000 training systems): EqMotion trained for a
@@ -92,6 +92,10 @@ def main() -> None:
     parser.add_argument(
         "--interaction-radius", type=float, default=0.0, help="ETH/UCY: EqMotion's graph radius in metres (0: all)"
     )
+    parser.add_argument("--batch-size", type=int, default=100, help="ETH/UCY training batch (samples)")
+    parser.add_argument(
+        "--lr-schedule", default="constant", choices=["constant", "cosine"], help="ETH/UCY: over --rounds rounds"
+    )
     parser.add_argument("--out", default="runs/bench_motion")
     parser.add_argument("--quick", action="store_true", help="tiny data and budgets (a smoke run)")
     parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNGs")
@@ -138,6 +142,8 @@ def main() -> None:
                 progress=False,
                 epoch_batches=args.epoch_batches,
                 train_samples=args.train_samples,
+                batch_size=args.batch_size,
+                lr_schedule=args.lr_schedule,
                 interaction_radius=args.interaction_radius,
             )
             if args.quick:
