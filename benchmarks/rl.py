@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from geomanip.policies import POLICIES
-from geomanip.policies.training import configure, run
+from geomanip.policies.training import configure, label_steps_axis, run
 
 
 def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:
@@ -44,7 +44,7 @@ def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
         ax.axhline(np.mean([s["random"][f"{shapes}_return"] for s in next(iter(runs.values()))]), color="0.5", lw=1)
         ax.set_title(f"{shapes} shapes")
-        ax.set_xlabel("environment steps")
+        label_steps_axis(ax)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mean return (deterministic policy; grey: random)")
     axes[0].legend()

@@ -340,6 +340,15 @@ class EvaluateAndCheckpoint(BaseCallback):
         return True
 
 
+def label_steps_axis(ax) -> None:
+    """Label a Matplotlib axis of environment steps in thousands: plain labels of 1M-step runs (1000000,
+    1200000, ...) run into each other."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xlabel("environment steps")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
+
+
 def plot_learning_curve(history: list[dict], random_metrics: dict[str, float], path: Path, title: str) -> None:
     import matplotlib
 
@@ -354,7 +363,7 @@ def plot_learning_curve(history: list[dict], random_metrics: dict[str, float], p
                 continue
             ax.plot(steps, [h[f"{shapes}_{metric}"] for h in history], style, marker=".", label=f"{shapes} variants")
             ax.axhline(random_metrics[f"{shapes}_{metric}"], color="0.6", ls=style, lw=1)
-        ax.set_xlabel("environment steps")
+        label_steps_axis(ax)
         ax.set_ylabel(f"mean {metric}")
         ax.grid(alpha=0.3)
     axes[0].legend(title="policy (grey: random)")
