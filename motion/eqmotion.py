@@ -17,9 +17,7 @@ def complete_edges(mask: Tensor) -> Tensor:
 
     ``mask [B, N]`` (bool) -> ``edge_index [2, E]`` indexing ``B * N`` nodes (node ``b * N + i``).
     """
-    N = mask.shape[1]
-    valid = mask[:, :, None] & mask[:, None, :] & ~torch.eye(N, dtype=torch.bool, device=mask.device)
-    return _flat_edges(valid)
+    return _flat_edges(_valid_pairs(mask))
 
 
 def radius_edges(positions: Tensor, mask: Tensor, radius: float) -> Tensor:
@@ -28,10 +26,13 @@ def radius_edges(positions: Tensor, mask: Tensor, radius: float) -> Tensor:
     ``positions [B, N, D]`` (e.g. the last observed frame), ``mask [B, N]`` -> ``edge_index [2, E]`` on
     ``B * N`` flattened nodes, like :func:`complete_edges`. Distances are invariant, so the graph is too.
     """
-    close = torch.cdist(positions, positions) <= radius
+    return _flat_edges(_valid_pairs(mask) & (torch.cdist(positions, positions) <= radius))
+
+
+def _valid_pairs(mask: Tensor) -> Tensor:
+    """``[B, N, N]``: ``True`` where agents ``i`` and ``j`` of a sample are both valid and distinct."""
     N = mask.shape[1]
-    valid = close & mask[:, :, None] & mask[:, None, :] & ~torch.eye(N, dtype=torch.bool, device=mask.device)
-    return _flat_edges(valid)
+    return mask[:, :, None] & mask[:, None, :] & ~torch.eye(N, dtype=torch.bool, device=mask.device)
 
 
 def _flat_edges(valid: Tensor) -> Tensor:

@@ -193,14 +193,12 @@ class MotionConfig:
 
 def load_datasets(cfg: MotionConfig) -> dict[str, Dataset]:
     if cfg.data == "eth_ucy":
+        frames = cfg.train_samples == "frames"
+        windows = {s: load_split(cfg.scene, s, cfg.data_root, cfg.past, cfg.future) for s in ("val", "test")}
+        train = load_split(cfg.scene, "train", cfg.data_root, cfg.past, cfg.future, per_frame=frames)
         return {
-            split: PedestrianWindows(
-                load_split(cfg.scene, split, cfg.data_root, cfg.past, cfg.future, per_frame=per_frame),
-                cfg.past,
-                focal_only=not per_frame,
-            )
-            for split in ("train", "val", "test")
-            for per_frame in [split == "train" and cfg.train_samples == "frames"]
+            "train": PedestrianWindows(train, cfg.past, focal_only=not frames),
+            **{s: PedestrianWindows(w, cfg.past) for s, w in windows.items()},
         }
     if cfg.data == "rope":
         splits = rope_splits(load_rollouts(cfg.data_root or Path("data") / "rope_closing"))
@@ -546,6 +544,7 @@ def train_epoch(
         disable=not (cfg.progress and procs.main),
         leave=False,
     )
+    batches = len(data.train)
     for i, batch in enumerate(bar):
         if cfg.epoch_batches and i >= cfg.epoch_batches:
             break
@@ -553,7 +552,7 @@ def train_epoch(
         batch = {k: v.to(procs.device) for k, v in batch.items()}
         loss = training_loss(cfg, training.train_model, batch)
         for group in training.optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, training.step, len(data.train))
+            group["lr"] = learning_rate(cfg, training.step, batches)
         training.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         training.optimizer.step()

@@ -163,4 +163,11 @@ class SizeBatches(Sampler[list[int]]):
         return iter(self._batches())
 
     def __len__(self) -> int:
-        return len(self._batches())
+        # Counted without drawing the epoch: only the pool sizes decide how many batches there are.
+        n = len(self.sizes)
+        if not self.shuffle:
+            return -(-n // self.batch_size)
+        span = self.batch_size * self.pool
+        pools = [span] * (n // span) + ([n % span] if n % span else [])
+        per_pool = (p // self.batch_size if self.drop_last else -(-p // self.batch_size) for p in pools)
+        return sum(per_pool) // self.world

@@ -18,8 +18,8 @@ univ 24,334, zara1 2,356, zara2 5,910. Training for the eth split, for scale: 30
 Per-frame samples (``per_frame=True``, :func:`make_frame_samples`) are for training only: one sample per
 start frame holding every agent complete in the window. A frame's focal-agent windows overlap heavily (in
 the students files a window holds 12-18 agents on average, so each agent is computed that many times over);
-a frame sample computes each agent once. For the eth split that is 3,468 samples of 30,548 agents, against
-30,307 windows of about 363,000 agents and 5.8 million agent pairs.
+a frame sample computes each agent once. For the eth split that is 3,283 samples of 30,307 agents (one per
+window), against 30,307 windows of about 363,000 agents and 5.8 million agent pairs.
 """
 
 from __future__ import annotations

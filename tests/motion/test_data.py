@@ -139,6 +139,10 @@ def test_size_batches_group_similar_sizes_and_cover_every_sample():
     # Two processes split the batches of an epoch, disjoint and the same number each.
     ranks = [list(SizeBatches(sizes, 30, seed=1, rank=r, world=2)) for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) and not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
+    # The length is counted without drawing an epoch, and agrees with one, also with a partial last pool.
+    for kwargs in (dict(rank=1, world=2), dict(drop_last=False), dict(shuffle=False)):
+        batches = SizeBatches(sizes[:997], 30, seed=1, pool=7, **kwargs)
+        assert len(batches) == len(list(batches))
     assert agent_counts(PedestrianWindows(load_split("hotel", "test")))[:3] == [
         len(t) for t in load_split("hotel", "test").trajectories[:3]
     ]
