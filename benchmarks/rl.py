@@ -37,8 +37,11 @@ def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:
             ax.set_visible(False)
             continue
         for policy, summaries in runs.items():
-            steps = [h["steps"] for h in summaries[0]["history"]]
-            curves = np.array([[h[f"{shapes}_return"] for h in s["history"]][: len(steps)] for s in summaries])
+            # Seeds can differ by an evaluation (runs before 749a2c1 evaluated twice at the budget): plot the
+            # points every seed has, at their mean step count.
+            n = min(len(s["history"]) for s in summaries)
+            steps = np.mean([[h["steps"] for h in s["history"][:n]] for s in summaries], 0)
+            curves = np.array([[h[f"{shapes}_return"] for h in s["history"][:n]] for s in summaries])
             mean, std = curves.mean(0), curves.std(0)
             ax.plot(steps, mean, marker=".", label=policy)
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)

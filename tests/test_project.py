@@ -126,6 +126,19 @@ def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     assert (tmp_path / "plots" / "rl_rigidsliding.png").stat().st_size > 1000
 
 
+def test_rl_benchmark_plots_seeds_whose_histories_differ_in_length(tmp_path):
+    # A run from before 749a2c1 evaluated twice at the budget, so its history has one entry more.
+    from benchmarks.rl import plot
+
+    def summary(evals):
+        history = [{"steps": 100 * (i + 1), "train_return": -float(i), "unseen_return": -2.0 * i} for i in range(evals)]
+        return {"history": history, "random": {"train_return": -50.0, "unseen_return": -60.0}}
+
+    path = tmp_path / "rl.png"
+    plot("RigidInsertion-v0", {"hepi": [summary(5), summary(4), summary(4)]}, path)
+    assert path.stat().st_size > 1000
+
+
 def test_rendering_then_training_in_one_process_does_not_crash():
     # Mesa's EGL driver and Triton both bring an LLVM; Triton loaded after a GL context segfaulted.
     script = (
