@@ -140,6 +140,21 @@ class SizeBatches(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _batch_slices(self) -> list[tuple[int, int]]:
+        """Where each batch lies in an epoch's order (pools sorted by size), before the batches are shuffled.
+
+        The same every epoch: only the pool sizes decide it, so :meth:`__len__` counts it without drawing.
+        """
+        n, span = len(self.sizes), self.batch_size * self.pool
+        slices = []
+        for start in range(0, n, span):
+            stop = min(start + span, n)
+            for i in range(start, stop, self.batch_size):
+                end = min(i + self.batch_size, stop)
+                if end - i == self.batch_size or not self.drop_last:
+                    slices.append((i, end))
+        return slices
+
     def _batches(self) -> list[list[int]]:
         if not self.shuffle:
             order = np.argsort(self.sizes, kind="stable")
@@ -147,14 +162,10 @@ class SizeBatches(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.sizes))
         span = self.batch_size * self.pool
-        batches = []
         for start in range(0, len(order), span):
             chunk = order[start : start + span]
-            chunk = chunk[np.argsort(self.sizes[chunk], kind="stable")]
-            for i in range(0, len(chunk), self.batch_size):
-                batch = chunk[i : i + self.batch_size]
-                if len(batch) == self.batch_size or not self.drop_last:
-                    batches.append(batch.tolist())
+            order[start : start + span] = chunk[np.argsort(self.sizes[chunk], kind="stable")]
+        batches = [order[i:end].tolist() for i, end in self._batch_slices()]
         rng.shuffle(batches)
         batches = batches[: len(batches) - len(batches) % self.world]  # as many for every process
         return batches[self.rank :: self.world]
@@ -163,11 +174,6 @@ class SizeBatches(Sampler[list[int]]):
         return iter(self._batches())
 
     def __len__(self) -> int:
-        # Counted without drawing the epoch: only the pool sizes decide how many batches there are.
-        n = len(self.sizes)
         if not self.shuffle:
-            return -(-n // self.batch_size)
-        span = self.batch_size * self.pool
-        pools = [span] * (n // span) + ([n % span] if n % span else [])
-        per_pool = (p // self.batch_size if self.drop_last else -(-p // self.batch_size) for p in pools)
-        return sum(per_pool) // self.world
+            return -(-len(self.sizes) // self.batch_size)
+        return len(self._batch_slices()) // self.world
