@@ -304,6 +304,11 @@ def save_model(model: PPO | TRPL, path: Path) -> None:
 class EvaluateAndCheckpoint(BaseCallback):
     """Every ``cfg.eval_every`` steps: evaluate on training and unseen shapes, log, checkpoint.
 
+    An evaluation falls at the first rollout boundary at or after each multiple of ``cfg.eval_every``, after
+    that rollout's update: the evaluated policy and the checkpoint then hold every step collected so far, and a
+    run resumed from the checkpoint continues on the same rollout grid (a checkpoint written mid-rollout
+    dropped the steps collected since the rollout began and shifted every later rollout).
+
     Each history entry records ``train_seconds``, the wall-clock since the run began, summed over resumed
     segments (a resumed run continues from its last entry's), so a run's minutes per step do not depend on
     how often it was interrupted. The evaluation at the budget itself is left to :func:`run`, which evaluates
@@ -333,10 +338,14 @@ class EvaluateAndCheckpoint(BaseCallback):
         save_model(self.model, self.out / CHECKPOINT)
         runs.write_json(self.out / "history.json", self.history)
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
+        self.num_timesteps = self.model.num_timesteps  # SB3 updates it in on_step only
         if self.next_eval <= self.num_timesteps < self.cfg.total_steps:
             self.evaluate()
-            self.next_eval += self.cfg.eval_every
+            while self.next_eval <= self.num_timesteps:
+                self.next_eval += self.cfg.eval_every
+
+    def _on_step(self) -> bool:
         return True
 
 

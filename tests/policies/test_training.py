@@ -109,6 +109,16 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
     assert json.loads((out / "run.json").read_text())["policy"] == "mlp"
 
 
+def test_evaluations_fall_between_rollouts_so_a_resumed_run_keeps_the_rollout_grid(tmp_path):
+    # Rollouts of 2 x 64 = 128 steps; evaluations asked for every 100. A checkpoint written mid-rollout (at 100)
+    # lost the steps collected since 0 and shifted every rollout of a run resumed from it.
+    out = tmp_path / "run"
+    summary = run(RLConfig(out=str(out), **{**TINY, "eval_every": 100}))
+    assert [h["steps"] for h in summary["history"]] == [128, 256]
+    resumed = run(RLConfig(out=str(out), resume=True, **{**TINY, "eval_every": 100, "total_steps": 400}))
+    assert [h["steps"] for h in resumed["history"]] == [128, 256, 384, 512]
+
+
 def test_the_command_line_refuses_overwrites_resumes_the_saved_task_and_policy(tmp_path, capsys):
     out = tmp_path / "run"
     tiny = ["--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--n-epochs", "1", "--eval-every", "128"]
