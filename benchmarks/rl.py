@@ -8,6 +8,9 @@ on the curve; finished runs (with a ``summary.json`` of at least the budget) are
 from their checkpoint, so an interrupted benchmark continues where it stopped. Prints final success and return on
 training and held-out variants (shapes; cloth holes), mean ± std over seeds, deterministic policy, the random
 policy's, and wall-clock minutes per million environment steps; plots the mean curves per task to ``--plots``.
+``--final-episodes N`` also tests each run's final checkpoint on N fresh episodes per variant set (seeds 20,000+,
+disjoint from the training-time evaluations at 10,000+; kept in the run's folder) and prints a second table of those:
+an evaluation of 10 episodes moves by tens of points from one checkpoint to the next.
 """
 
 from __future__ import annotations
@@ -21,7 +24,19 @@ import numpy as np
 import torch
 
 from geomanip.policies import POLICIES
-from geomanip.policies.training import configure, label_steps_axis, run
+from geomanip.policies.training import configure, evaluate_checkpoint, label_steps_axis, run
+from geomanip.runs import write_json
+
+
+def final_test(out: Path, summary: dict, episodes: int) -> dict[str, float]:
+    """Metrics of the run's final checkpoint on ``episodes`` fresh episodes per variant set, computed once per
+    checkpoint (cached in ``out / final_test_{episodes}.json`` with the run's step count)."""
+    path = out / f"final_test_{episodes}.json"
+    if path.is_file() and (cached := json.loads(path.read_text()))["steps"] == summary["steps"]:
+        return cached["metrics"]
+    metrics = evaluate_checkpoint(str(out / "last.zip"), episodes, task=summary["config"]["task"])
+    write_json(path, {"steps": summary["steps"], "episodes": episodes, "metrics": metrics})
+    return metrics
 
 
 def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:
@@ -68,6 +83,9 @@ def main() -> None:
     )
     parser.add_argument("--evals", type=int, default=5, help="evaluations per run (the curve's points)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and shape set")
+    parser.add_argument(
+        "--final-episodes", type=int, default=0, help="also test each final policy on this many fresh episodes per set"
+    )
     parser.add_argument("--out", default="runs/bench_rl")
     parser.add_argument("--plots", default="docs/images")
     parser.add_argument("--algo", choices=("ppo", "trpl"), default="ppo", help="on-policy algorithm")
@@ -99,6 +117,8 @@ def main() -> None:
                         if args.quick:
                             options |= dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=1, hidden=8)
                     summary = run(configure(**options))
+                if args.final_episodes:
+                    summary["final_test"] = final_test(out, summary, args.final_episodes)
                 by_policy.setdefault(name, []).append(summary)
             rows.append((task, name, by_policy[name]))
         plot(task, by_policy, Path(args.plots) / f"rl_{task.split('-')[0].lower()}.png")
@@ -109,24 +129,25 @@ def main() -> None:
         v = np.array([s[part][key] for s in summaries])
         return f"{v.mean():7.1f} ± {v.std():5.1f}" if "return" in key else f"{v.mean():5.0%} ± {v.std():4.0%}"
 
-    print(f"\nFinal deterministic policy, mean ± std over {args.seeds} seeds")
-    header = f"{'task':<26} | {'policy':<11} | {'steps':>9} | {'success train':>13} | {'success unseen':>14} | "
-    header += f"{'return train':>15} | {'return unseen':>15} | {'min / 1M steps':>14}"
-    print(header)
-    print("-" * len(header))
-    for i, (task, policy, summaries) in enumerate(rows):
-        minutes = np.mean([s["train_seconds"] / s["steps"] * 1e6 / 60 for s in summaries])
-        print(
-            f"{task:<26} | {policy:<11} | {summaries[0]['steps']:>9} | {stat(summaries, 'train_success'):>13} | "
-            f"{stat(summaries, 'unseen_success'):>14} | {stat(summaries, 'train_return'):>15} | "
-            f"{stat(summaries, 'unseen_return'):>15} | {minutes:14.0f}"
-        )
-        if i == len(rows) - 1 or rows[i + 1][0] != task:
-            print(
-                f"{task:<26} | {'random':<11} | {'':>9} | {stat(summaries, 'train_success', 'random'):>13} | "
-                f"{stat(summaries, 'unseen_success', 'random'):>14} | "
-                f"{stat(summaries, 'train_return', 'random'):>15} | {stat(summaries, 'unseen_return', 'random'):>15} |"
-            )
+    columns = {"train_success": 13, "unseen_success": 14, "train_return": 15, "unseen_return": 15}
+
+    def table(title: str, part: str) -> None:
+        print(f"\n{title}, mean ± std over {args.seeds} seeds")
+        header = f"{'task':<26} | {'policy':<11} | {'steps':>9} | {'success train':>13} | {'success unseen':>14} | "
+        header += f"{'return train':>15} | {'return unseen':>15} | {'min / 1M steps':>14}"
+        print(header)
+        print("-" * len(header))
+        for i, (task, policy, summaries) in enumerate(rows):
+            minutes = np.mean([s["train_seconds"] / s["steps"] * 1e6 / 60 for s in summaries])
+            cells = " | ".join(f"{stat(summaries, key, part):>{width}}" for key, width in columns.items())
+            print(f"{task:<26} | {policy:<11} | {summaries[0]['steps']:>9} | {cells} | {minutes:14.0f}")
+            if i == len(rows) - 1 or rows[i + 1][0] != task:
+                cells = " | ".join(f"{stat(summaries, key, 'random'):>{width}}" for key, width in columns.items())
+                print(f"{task:<26} | {'random':<11} | {'':>9} | {cells} |")
+
+    table("Final deterministic policy (the runs' last evaluation)", "final")
+    if args.final_episodes:
+        table(f"Final policy tested on {args.final_episodes} fresh episodes per set (seeds 20,000+)", "final_test")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The project layout: packages import with their documentation, and the entry point runs."""
 
 import importlib
+import json
 import re
 import shutil
 import subprocess
@@ -119,11 +120,15 @@ def test_env_benchmark_quick_run_prints_its_table():
 def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     cmd = [sys.executable, "-m", "benchmarks.rl", "--quick", "--tasks", "RigidSliding-v0", "--policies", "hepi,mlp"]
     cmd += ["--seeds", "1", "--out", str(tmp_path / "runs"), "--plots", str(tmp_path / "plots")]
+    cmd += ["--final-episodes", "2"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("RigidSliding")]
-    assert rows == ["hepi", "mlp", "random"]
+    assert rows == ["hepi", "mlp", "random"] * 2  # the runs' last evaluations, then the final test
+    assert "tested on 2 fresh episodes per set" in result.stdout
     assert (tmp_path / "plots" / "rl_rigidsliding.png").stat().st_size > 1000
+    test = json.loads((tmp_path / "runs" / "RigidSliding-v0" / "mlp" / "seed0" / "final_test_2.json").read_text())
+    assert test["steps"] == 256 and 0 <= test["metrics"]["unseen_success"] <= 1
 
 
 def test_rl_benchmark_plots_seeds_whose_histories_differ_in_length(tmp_path):
