@@ -6,11 +6,12 @@ hepi,empn,transformer,mlp] [--algo ppo|trpl]`` (``--quick`` for a smoke run). Ea
 (:func:`geomanip.policies.training.configure`), whose budget ``--steps`` replaces when given, and ``--evals`` points
 on the curve; finished runs (with a ``summary.json`` of at least the budget) are reused and interrupted ones resume
 from their checkpoint, so an interrupted benchmark continues where it stopped. Prints final success and return on
-training and held-out variants (shapes; cloth holes), mean ± std over seeds, deterministic policy, the random
-policy's, and wall-clock minutes per million environment steps; plots the mean curves per task to ``--plots``.
-``--final-episodes N`` also tests each run's final checkpoint on N fresh episodes per variant set (seeds 20,000+,
-disjoint from the training-time evaluations at 10,000+; kept in the run's folder) and prints a second table of those:
-an evaluation of 10 episodes moves by tens of points from one checkpoint to the next.
+training and held-out variants (shapes; cloth holes), mean ± std over seeds, of the deterministic policy (its mean
+action) and of the stochastic one (sampled actions, the policy PPO trains; n/a for runs from before both were
+evaluated), the random policy's, and wall-clock minutes per million environment steps; plots the mean curves per task
+to ``--plots``. ``--final-episodes N`` also tests each run's final checkpoint on N fresh episodes per variant set
+(seeds 20,000+, disjoint from the training-time evaluations at 10,000+; kept in the run's folder) and prints those
+tables too: an evaluation of 10 episodes moves by tens of points from one checkpoint to the next.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from geomanip.runs import write_json
 
 
 def final_test(out: Path, summary: dict, episodes: int) -> dict[str, float]:
-    """Metrics of the run's final checkpoint on ``episodes`` fresh episodes per variant set, computed once per
-    checkpoint (cached in ``out / final_test_{episodes}.json`` with the run's step count)."""
+    """Metrics of the run's final checkpoint on ``episodes`` fresh episodes per variant set, deterministic and
+    stochastic policy (:func:`~geomanip.policies.training.evaluate_modes`), computed once per checkpoint (cached
+    in ``out / final_test_{episodes}.json`` with the run's step count)."""
     path = out / f"final_test_{episodes}.json"
     if path.is_file() and (cached := json.loads(path.read_text()))["steps"] == summary["steps"]:
         return cached["metrics"]
@@ -124,14 +126,14 @@ def main() -> None:
         plot(task, by_policy, Path(args.plots) / f"rl_{task.split('-')[0].lower()}.png")
 
     def stat(summaries: list[dict], key: str, part: str = "final") -> str:
-        if key not in summaries[0][part]:
-            return "n/a"  # a task without held-out variants (the ropes)
+        if any(key not in s[part] for s in summaries):
+            return "n/a"  # a task without held-out variants (the ropes), or runs from before sampled evaluations
         v = np.array([s[part][key] for s in summaries])
         return f"{v.mean():7.1f} ± {v.std():5.1f}" if "return" in key else f"{v.mean():5.0%} ± {v.std():4.0%}"
 
     columns = {"train_success": 13, "unseen_success": 14, "train_return": 15, "unseen_return": 15}
 
-    def table(title: str, part: str) -> None:
+    def table(title: str, part: str, prefix: str = "") -> None:
         print(f"\n{title}, mean ± std over {args.seeds} seeds")
         header = f"{'task':<26} | {'policy':<11} | {'steps':>9} | {'success train':>13} | {'success unseen':>14} | "
         header += f"{'return train':>15} | {'return unseen':>15} | {'min / 1M steps':>14}"
@@ -139,15 +141,18 @@ def main() -> None:
         print("-" * len(header))
         for i, (task, policy, summaries) in enumerate(rows):
             minutes = np.mean([s["train_seconds"] / s["steps"] * 1e6 / 60 for s in summaries])
-            cells = " | ".join(f"{stat(summaries, key, part):>{width}}" for key, width in columns.items())
+            cells = " | ".join(f"{stat(summaries, prefix + key, part):>{width}}" for key, width in columns.items())
             print(f"{task:<26} | {policy:<11} | {summaries[0]['steps']:>9} | {cells} | {minutes:14.0f}")
             if i == len(rows) - 1 or rows[i + 1][0] != task:
                 cells = " | ".join(f"{stat(summaries, key, 'random'):>{width}}" for key, width in columns.items())
                 print(f"{task:<26} | {'random':<11} | {'':>9} | {cells} |")
 
-    table("Final deterministic policy (the runs' last evaluation)", "final")
+    parts = {"the runs' last evaluation": "final"}
     if args.final_episodes:
-        table(f"Final policy tested on {args.final_episodes} fresh episodes per set (seeds 20,000+)", "final_test")
+        parts[f"tested on {args.final_episodes} fresh episodes per set (seeds 20,000+)"] = "final_test"
+    for what, part in parts.items():
+        table(f"Final policy, mean action, {what}", part)
+        table(f"Final policy, sampled actions, {what}", part, "stochastic_")
 
 
 if __name__ == "__main__":

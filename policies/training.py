@@ -43,6 +43,7 @@ __all__ = [
     "RLConfig",
     "configure",
     "evaluate_checkpoint",
+    "evaluate_modes",
     "evaluate_policy",
     "make_training_envs",
     "run",
@@ -285,6 +286,21 @@ def evaluate_both(predict, cfg: RLConfig, seed: int) -> dict[str, float]:
     return out
 
 
+def evaluate_modes(model: PPO | TRPL, cfg: RLConfig, seed: int) -> dict[str, float]:
+    """:func:`evaluate_both` of the deterministic policy (the mean action), then of the stochastic policy that
+    PPO and TRPL train (its keys prefixed ``stochastic_``).
+
+    The two can differ widely, either way: on sliding the mean action is the better policy, on insertion the
+    sampled one (BENCHMARKS.md). The samples are seeded by ``seed`` on a forked random stream, so an evaluation
+    is reproducible and leaves the training's random numbers as they were.
+    """
+    metrics = evaluate_both(lambda obs: model.predict(obs, deterministic=True)[0], cfg, seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        sampled = evaluate_both(lambda obs: model.predict(obs, deterministic=False)[0], cfg, seed)
+    return metrics | {f"stochastic_{k}": v for k, v in sampled.items()}
+
+
 # What a run writes in its output folder: the checkpoint, then the rest (deleted first by --overwrite).
 CHECKPOINT = "last.zip"
 OUTPUTS = ("reward_norm.pkl", "run.json", "history.json", "learning_curve.png", "tb")
@@ -302,7 +318,8 @@ def save_model(model: PPO | TRPL, path: Path) -> None:
 
 
 class EvaluateAndCheckpoint(BaseCallback):
-    """Every ``cfg.eval_every`` steps: evaluate on training and unseen shapes, log, checkpoint.
+    """Every ``cfg.eval_every`` steps: evaluate on training and unseen shapes (deterministic and stochastic
+    policy, :func:`evaluate_modes`), log, checkpoint.
 
     An evaluation falls at the first rollout boundary at or after each multiple of ``cfg.eval_every``, after
     that rollout's update: the evaluated policy and the checkpoint then hold every step collected so far, and a
@@ -326,11 +343,8 @@ class EvaluateAndCheckpoint(BaseCallback):
         """Training wall-clock so far, earlier segments of a resumed run included."""
         return self.seconds_before + time.perf_counter() - self.started
 
-    def _predict(self, obs):
-        return self.model.predict(obs, deterministic=True)[0]
-
     def evaluate(self) -> None:
-        metrics = evaluate_both(self._predict, self.cfg, seed=10_000)
+        metrics = evaluate_modes(self.model, self.cfg, seed=10_000)
         for k, v in metrics.items():
             self.logger.record(f"eval/{k}", v)
         self.logger.dump(self.num_timesteps)
@@ -371,11 +385,14 @@ def plot_learning_curve(history: list[dict], random_metrics: dict[str, float], p
             if f"{shapes}_{metric}" not in random_metrics:
                 continue
             ax.plot(steps, [h[f"{shapes}_{metric}"] for h in history], style, marker=".", label=f"{shapes} variants")
+            if all(f"stochastic_{shapes}_{metric}" in h for h in history):
+                sampled = [h[f"stochastic_{shapes}_{metric}"] for h in history]
+                ax.plot(steps, sampled, style, marker="x", label=f"{shapes}, sampled actions")
             ax.axhline(random_metrics[f"{shapes}_{metric}"], color="0.6", ls=style, lw=1)
         label_steps_axis(ax)
         ax.set_ylabel(f"mean {metric}")
         ax.grid(alpha=0.3)
-    axes[0].legend(title="policy (grey: random)")
+    axes[0].legend(title="policy: mean action unless sampled (grey: random)", fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -480,7 +497,8 @@ def evaluate_checkpoint(
     checkpoint: str, episodes: int = 20, task: str | None = None, video: str | None = None, seed: int = 20_000
 ) -> dict[str, float]:
     """Load ``checkpoint`` (a ``last.zip`` with its ``run.json``), roll out, report return and success on
-    training and unseen shapes; optionally write a GIF of one episode to ``video``."""
+    training and unseen shapes, of the deterministic and of the stochastic policy (:func:`evaluate_modes`);
+    optionally write a GIF of one deterministic episode to ``video``."""
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -492,7 +510,11 @@ def evaluate_checkpoint(
     if task is not None and task != cfg.task:
         raise ValueError(f"checkpoint {path} was trained on {cfg.task}, not {task}")
     model = ALGORITHMS[cfg.algo].load(path, device="cpu")
-    return evaluate_and_film(lambda obs: model.predict(obs, deterministic=True)[0], cfg, episodes, video, seed)
+    cfg.eval_episodes = episodes
+    metrics = evaluate_modes(model, cfg, seed)
+    if video:
+        write_video(lambda obs: model.predict(obs, deterministic=True)[0], cfg.task, Path(video), seed)
+    return metrics
 
 
 def evaluate_and_film(predict, cfg: RLConfig, episodes: int, video: str | None, seed: int) -> dict[str, float]:

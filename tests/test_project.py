@@ -124,11 +124,13 @@ def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("RigidSliding")]
-    assert rows == ["hepi", "mlp", "random"] * 2  # the runs' last evaluations, then the final test
-    assert "tested on 2 fresh episodes per set" in result.stdout
+    # The runs' last evaluations, then the final test, each of the mean and of the sampled actions.
+    assert rows == ["hepi", "mlp", "random"] * 4
+    assert "sampled actions, tested on 2 fresh episodes per set" in result.stdout
+    assert "n/a" not in result.stdout
     assert (tmp_path / "plots" / "rl_rigidsliding.png").stat().st_size > 1000
     test = json.loads((tmp_path / "runs" / "RigidSliding-v0" / "mlp" / "seed0" / "final_test_2.json").read_text())
-    assert test["steps"] == 256 and 0 <= test["metrics"]["unseen_success"] <= 1
+    assert test["steps"] == 256 and 0 <= test["metrics"]["stochastic_unseen_success"] <= 1
 
 
 def test_rl_benchmark_plots_seeds_whose_histories_differ_in_length(tmp_path):

@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             _print_metrics(title, metrics)
         elif args.command == "evaluate":
             metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.eval_task, args.video)
-            _print_metrics(f"{args.checkpoint}: deterministic policy, {args.episodes} episodes per shape set", metrics)
+            title = f"{args.checkpoint}: deterministic (stochastic_: sampled) policy, {args.episodes} episodes per set"
+            _print_metrics(title, metrics)
         else:
             cfg = configure(**_given(args, "rl."))
             summary = run_rl(cfg)
@@ -133,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{summary['train_seconds'] / 60:.1f} min"
             )
             for s in [s for s in ("train", "unseen") if f"{s}_return" in final]:
+                sampled = final.get(f"stochastic_{s}_success")
+                sampled = "" if sampled is None else f", {sampled:.0%} sampling its actions"
                 print(
                     f"  {s} variants: return {final[s + '_return']:.1f} (random {rand[s + '_return']:.1f}), "
-                    f"success {final[s + '_success']:.0%} (random {rand[s + '_success']:.0%})"
+                    f"success {final[s + '_success']:.0%}{sampled} (random {rand[s + '_success']:.0%})"
                 )
             print(f"  outputs: {cfg.out} (summary.json, learning_curve.png, last.zip, tb/)")
     except (ValueError, FileNotFoundError, FileExistsError) as exc:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from stable_baselines3 import PPO
 
 from geomanip.cli import main
@@ -12,8 +13,10 @@ from geomanip.policies import POLICIES, training
 from geomanip.policies.training import (
     TASKS,
     RLConfig,
+    build_or_resume_model,
     configure,
     evaluate_checkpoint,
+    evaluate_modes,
     evaluate_policy,
     make_training_envs,
     run,
@@ -62,16 +65,31 @@ def test_training_run_writes_its_outputs_and_resumes(tmp_path):
     assert resumed["train_seconds"] == seconds[-1] > summary["train_seconds"]
 
     metrics = evaluate_checkpoint(str(out / "last.zip"), episodes=1, video=str(tmp_path / "episode.gif"))
-    assert set(metrics) == {"train_return", "train_success", "unseen_return", "unseen_success"}
+    keys = {"train_return", "train_success", "unseen_return", "unseen_success"}
+    assert set(metrics) == keys | {f"stochastic_{k}" for k in keys}
     assert (tmp_path / "episode.gif").stat().st_size > 1000
 
 
+def test_the_stochastic_evaluation_is_seeded_and_leaves_the_training_random_stream_alone(tmp_path):
+    cfg = RLConfig(out=str(tmp_path / "run"), policy="mlp", **{**TINY, "eval_episodes": 2})
+    model, _ = build_or_resume_model(cfg, tmp_path / "run", torch.device("cpu"))
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = evaluate_modes(model, cfg, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert evaluate_modes(model, cfg, seed=5) == first
+    # The untrained policy's std is 1: its sampled actions are not its mean actions.
+    assert first["stochastic_train_return"] != first["train_return"]
+    assert evaluate_modes(model, cfg, seed=6)["stochastic_train_return"] != first["stochastic_train_return"]
+
+
 def test_a_budget_inside_a_rollout_is_evaluated_once_at_the_end(tmp_path):
-    # Rollouts of 128 steps, evaluations every 100, budget 200: the evaluation due at 200 falls inside the
-    # second rollout, which runs on to 256; the run evaluates once there, not at 200 and again at 256.
+    # Rollouts of 128 steps, evaluations every 100 (each at the next rollout boundary), budget 200: the
+    # evaluation due at 200 falls inside the second rollout, which runs on to 256; the run evaluates once
+    # there, not twice.
     cfg = RLConfig(out=str(tmp_path / "run"), policy="mlp", **{**TINY, "total_steps": 200, "eval_every": 100})
     summary = run(cfg)
-    assert [h["steps"] for h in summary["history"]] == [100, 256]
+    assert [h["steps"] for h in summary["history"]] == [128, 256]
     assert summary["steps"] == 256 and summary["final"]["steps"] == 256
 
 
@@ -159,7 +177,8 @@ def test_the_command_line_refuses_overwrites_resumes_the_saved_task_and_policy(t
 def test_deformable_tasks_train_and_evaluate_their_variant_sets(tmp_path):
     cfg = RLConfig(out=str(tmp_path / "rope"), policy="mlp", **{**TINY, "task": "RopeClosing-v0", "total_steps": 128})
     rope = run(cfg)
-    assert set(rope["final"]) == {"steps", "train_return", "train_success", "train_seconds"}  # no held-out set
+    metrics = {"train_return", "train_success", "stochastic_train_return", "stochastic_train_success"}
+    assert set(rope["final"]) == {"steps", "train_seconds"} | metrics  # no held-out set
     assert (tmp_path / "rope" / "learning_curve.png").is_file()
     assert variant_sets("ClothHanging-v0")["unseen"] == {"holes": "held_out"}
     assert variant_sets("RigidSliding-v0")["unseen"] == {"shape": "unseen"}
