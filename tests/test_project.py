@@ -132,6 +132,15 @@ def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     test = json.loads((tmp_path / "runs" / "RigidSliding-v0" / "mlp" / "seed0" / "final_test_2.json").read_text())
     assert test["steps"] == 256 and 0 <= test["metrics"]["stochastic_unseen_success"] <= 1
 
+    # The training episodes' success, read back from the runs' TensorBoard logs.
+    groups = [str(tmp_path / "runs" / "RigidSliding-v0" / p) for p in ("hepi", "mlp")]
+    cmd = [sys.executable, "-m", "benchmarks.rl_rollout_success", *groups, "--out", str(tmp_path / "rollout.png")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if "RigidSliding-v0" in line]
+    assert [r[0].strip().rsplit("/", 1)[-1] for r in rows] == ["hepi", "mlp"] and all(r[1].strip() == "1" for r in rows)
+    assert (tmp_path / "rollout.png").stat().st_size > 1000
+
 
 def test_rl_benchmark_plots_seeds_whose_histories_differ_in_length(tmp_path):
     # A run from before 749a2c1 evaluated twice at the budget, so its history has one entry more.
