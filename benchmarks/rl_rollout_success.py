@@ -1,13 +1,13 @@
 """Success rate of the training episodes (sampled actions) against environment steps, from the runs' logs.
 
 Run: ``python -m benchmarks.rl_rollout_success GROUP [GROUP ...] [--out docs/images/rollout_success.png]``, where
-a GROUP is a folder of seed folders (``<out>/<task>/<policy>`` of ``benchmarks.rl``). Each run's TensorBoard log
-(``tb/``) holds SB3's ``rollout/success_rate``: the share of the last 100 finished training episodes that ended in
-success, acting with sampled actions (the stochastic policy PPO trains) on the training variants. It costs no
-evaluation, and exists for runs made before the evaluations sampled actions too; it trails the policy by up to 100
-episodes and its episodes straddle updates, so the seeded evaluations (``benchmarks.rl --final-episodes``) are the
-numbers to report, this is the curve between them. Prints, per group, the first step at which the mean over seeds
-reaches 50% and 80%, and the last value, mean ± std over seeds; plots mean ± std.
+a GROUP is a folder of seed folders (``<out>/<task>/<policy>`` of ``benchmarks.rl``) or one run's folder. Each
+run's TensorBoard log (``tb/``) holds SB3's ``rollout/success_rate``: the share of the last 100 finished training
+episodes that ended in success, acting with sampled actions (the stochastic policy PPO trains) on the training
+variants. It costs no evaluation, and exists for runs made before the evaluations sampled actions too; it trails
+the policy by up to 100 episodes and its episodes straddle updates, so the seeded evaluations (``benchmarks.rl
+--final-episodes``) are the numbers to report, this is the curve between them. Prints, per group, the first step
+at which the mean over runs reaches 50% and 80%, and the last value, mean ± std over runs; plots mean ± std.
 """
 
 from __future__ import annotations
@@ -50,14 +50,16 @@ def first_reaching(grid: np.ndarray, mean: np.ndarray, level: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("groups", nargs="+", help="folders of seed folders, e.g. runs/bench_rl/RigidInsertion-v0/hepi")
+    parser.add_argument(
+        "groups", nargs="+", help="folders of seed folders (runs/bench_rl/RigidInsertion-v0/hepi) or runs"
+    )
     parser.add_argument("--out", default=None, help="write the plot here (PNG)")
     args = parser.parse_args()
 
     curves = {}
-    print(f"{'group':<50} | seeds | mean reaches 50% | mean reaches 80% | last (mean ± std)")
+    print(f"{'group':<50} |  runs | mean reaches 50% | mean reaches 80% | last (mean ± std)")
     for group in map(Path, args.groups):
-        seeds = sorted(p for p in group.iterdir() if (p / "tb").is_dir())
+        seeds = [group] if (group / "tb").is_dir() else sorted(p for p in group.iterdir() if (p / "tb").is_dir())
         if not seeds:
             raise SystemExit(f"{group}: no run folders with a tb/ log")
         grid, values = on_grid([rollout_success(seed) for seed in seeds])
@@ -80,14 +82,17 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(6, 4))
         for group, (grid, values) in curves.items():
             mean, std = values.mean(0), values.std(0)
-            ax.plot(grid, mean, label=f"{group.parent.name} / {group.name} ({len(values)} seeds)")
+            runs = f"{len(values)} run{'s' * (len(values) > 1)}"
+            single = (group / "tb").is_dir()
+            name = " / ".join(group.parts[-3:] if single else group.parts[-2:])  # task / policy, and seed
+            ax.plot(grid, mean, label=f"{name} ({runs})")
             ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
         label_steps_axis(ax)
         ax.set_ylabel("success of the last 100 training episodes")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-        ax.set_title("training episodes (sampled actions), mean ± std over seeds")
+        ax.set_title("training episodes (sampled actions), mean ± std over runs")
         fig.tight_layout()
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.out, dpi=100)
