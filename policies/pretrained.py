@@ -67,8 +67,9 @@ def check_metrics(network: ActorCriticPolicy, task: str) -> dict[str, float]:
 def evaluate_pretrained(
     task: str, episodes: int = 20, video: str | None = None, seed: int = 20_000
 ) -> dict[str, float]:
-    """Roll out the shipped policy of ``task``: return and success on training and unseen variants, as
-    :func:`~geomanip.policies.training.evaluate_checkpoint` does for a run; optionally a GIF of one episode."""
+    """Roll out the shipped policy of ``task``: return and success on training and unseen variants, mean action
+    and sampled actions, as :func:`~geomanip.policies.training.evaluate_checkpoint` does for a run; optionally a
+    GIF of one episode."""
     network, cfg = load_policy(task)
     with torch.no_grad():
-        return evaluate_and_film(_predictor(network), cfg, episodes, video, seed)
+        return evaluate_and_film(network, cfg, episodes, video, seed)

@@ -23,8 +23,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
 from geomanip import envs, runs
@@ -286,9 +288,9 @@ def evaluate_both(predict, cfg: RLConfig, seed: int) -> dict[str, float]:
     return out
 
 
-def evaluate_modes(model: PPO | TRPL, cfg: RLConfig, seed: int) -> dict[str, float]:
-    """:func:`evaluate_both` of the deterministic policy (the mean action), then of the stochastic policy that
-    PPO and TRPL train (its keys prefixed ``stochastic_``).
+def evaluate_modes(model: BaseAlgorithm | BasePolicy, cfg: RLConfig, seed: int) -> dict[str, float]:
+    """:func:`evaluate_both` of ``model``'s deterministic policy (the mean action), then of the stochastic policy
+    that PPO and TRPL train (its keys prefixed ``stochastic_``); ``model`` is an SB3 algorithm or policy.
 
     The two can differ widely, either way: on sliding the mean action is the better policy, on insertion the
     sampled one (BENCHMARKS.md). The samples are seeded by ``seed`` on a forked random stream, so an evaluation
@@ -510,21 +512,19 @@ def evaluate_checkpoint(
     if task is not None and task != cfg.task:
         raise ValueError(f"checkpoint {path} was trained on {cfg.task}, not {task}")
     model = ALGORITHMS[cfg.algo].load(path, device="cpu")
+    return evaluate_and_film(model, cfg, episodes, video, seed)
+
+
+def evaluate_and_film(
+    model: BaseAlgorithm | BasePolicy, cfg: RLConfig, episodes: int, video: str | None, seed: int
+) -> dict[str, float]:
+    """Metrics of ``model`` (an SB3 algorithm or policy) on ``episodes`` episodes per variant set of ``cfg.task``,
+    mean action and sampled actions (:func:`evaluate_modes`), and a GIF of one mean-action episode to ``video``
+    when given; what ``geomanip evaluate`` runs for a checkpoint or a shipped policy."""
     cfg.eval_episodes = episodes
     metrics = evaluate_modes(model, cfg, seed)
     if video:
         write_video(lambda obs: model.predict(obs, deterministic=True)[0], cfg.task, Path(video), seed)
-    return metrics
-
-
-def evaluate_and_film(predict, cfg: RLConfig, episodes: int, video: str | None, seed: int) -> dict[str, float]:
-    """Metrics of ``predict`` on ``episodes`` episodes per variant set of ``cfg.task`` (:func:`evaluate_both`),
-    and a GIF of one episode to ``video`` when given; what ``geomanip evaluate`` runs for a checkpoint or a
-    shipped policy."""
-    cfg.eval_episodes = episodes
-    metrics = evaluate_both(predict, cfg, seed)
-    if video:
-        write_video(predict, cfg.task, Path(video), seed)
     return metrics
 
 

@@ -64,7 +64,8 @@ def test_pretrained_policy_acts_and_measures_what_its_card_says():
 def test_evaluate_pretrained_from_the_command_line(tmp_path, capsys):
     video = tmp_path / "episode.gif"
     assert main(["evaluate", "--pretrained", "geomanip/RigidSliding-v0", "--episodes", "2", "--video", str(video)]) == 0
-    assert "train_success" in capsys.readouterr().out and video.stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "train_success" in out and "stochastic_unseen_success" in out and video.stat().st_size > 0
     assert main(["evaluate", "--pretrained", "RigidPushing-v0"]) == 2
     assert "no pretrained weight 'hepi-RigidPushing-v0'" in capsys.readouterr().err
 

@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 _print_metrics("test metrics (validation-selected checkpoint):", result)
         elif args.command == "evaluate" and args.pretrained:
             metrics = evaluate_pretrained(args.pretrained, args.episodes, args.video)
-            title = f"shipped policy for {args.pretrained}: deterministic, {args.episodes} episodes per shape set"
+            modes = "deterministic (stochastic_: sampled)"
+            title = f"shipped policy for {args.pretrained}: {modes}, {args.episodes} episodes per set"
             _print_metrics(title, metrics)
         elif args.command == "evaluate":
             metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.eval_task, args.video)
