@@ -62,7 +62,10 @@ def main() -> None:
         seeds = [group] if (group / "tb").is_dir() else sorted(p for p in group.iterdir() if (p / "tb").is_dir())
         if not seeds:
             raise SystemExit(f"{group}: no run folders with a tb/ log")
-        grid, values = on_grid([rollout_success(seed) for seed in seeds])
+        try:
+            grid, values = on_grid([rollout_success(seed) for seed in seeds])
+        except ValueError as exc:
+            raise SystemExit(f"benchmarks.rl_rollout_success: {exc}") from None
         mean = values.mean(0)
         last = values[:, -1]
         print(
