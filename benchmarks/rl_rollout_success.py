@@ -59,7 +59,8 @@ def main() -> None:
     curves = {}
     print(f"{'group':<50} |  runs | mean reaches 50% | mean reaches 80% | last (mean ± std)")
     for group in map(Path, args.groups):
-        seeds = [group] if (group / "tb").is_dir() else sorted(p for p in group.iterdir() if (p / "tb").is_dir())
+        single = (group / "tb").is_dir()
+        seeds = [group] if single else sorted(p for p in group.iterdir() if (p / "tb").is_dir())
         if not seeds:
             raise SystemExit(f"{group}: no run folders with a tb/ log")
         try:
@@ -72,7 +73,8 @@ def main() -> None:
             f"{str(group)[-50:]:<50} | {len(seeds):>5} | {first_reaching(grid, mean, 0.5):>16} | "
             f"{first_reaching(grid, mean, 0.8):>16} | {last.mean():.0%} ± {last.std():.0%}"
         )
-        curves[group] = (grid, values)
+        name = " / ".join(group.parts[-3:] if single else group.parts[-2:])  # task / policy, and seed
+        curves[name] = (grid, values)
 
     if args.out:
         import matplotlib
@@ -83,11 +85,9 @@ def main() -> None:
         from geomanip.policies.training import label_steps_axis
 
         fig, ax = plt.subplots(figsize=(6, 4))
-        for group, (grid, values) in curves.items():
+        for name, (grid, values) in curves.items():
             mean, std = values.mean(0), values.std(0)
             runs = f"{len(values)} run{'s' * (len(values) > 1)}"
-            single = (group / "tb").is_dir()
-            name = " / ".join(group.parts[-3:] if single else group.parts[-2:])  # task / policy, and seed
             ax.plot(grid, mean, label=f"{name} ({runs})")
             ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
         label_steps_axis(ax)
