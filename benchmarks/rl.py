@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from geomanip.policies import POLICIES
-from geomanip.policies.training import configure, evaluate_checkpoint, label_steps_axis, run
+from geomanip.policies.training import TEST_SEED, configure, evaluate_checkpoint, label_steps_axis, run
 from geomanip.runs import write_json
 
 
@@ -149,7 +149,7 @@ def main() -> None:
 
     parts = {"the runs' last evaluation": "final"}
     if args.final_episodes:
-        parts[f"tested on {args.final_episodes} fresh episodes per set (seeds 20,000+)"] = "final_test"
+        parts[f"tested on {args.final_episodes} fresh episodes per set (seeds {TEST_SEED:,}+)"] = "final_test"
     for what, part in parts.items():
         table(f"Final policy, mean action, {what}", part)
         table(f"Final policy, sampled actions, {what}", part, "stochastic_")

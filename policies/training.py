@@ -54,6 +54,10 @@ __all__ = [
 
 ALGORITHMS = {"ppo": PPO, "trpl": TRPL}
 SETTINGS = Path(__file__).resolve().parent / "settings"
+# Episode seeds: evaluations during training (and the random baseline) start at EVAL_SEED, tests of a finished
+# policy at TEST_SEED, so that a test never replays the episodes a checkpoint was chosen or judged on.
+EVAL_SEED = 10_000
+TEST_SEED = 20_000
 
 
 @dataclass
@@ -346,7 +350,7 @@ class EvaluateAndCheckpoint(BaseCallback):
         return self.seconds_before + time.perf_counter() - self.started
 
     def evaluate(self) -> None:
-        metrics = evaluate_modes(self.model, self.cfg, seed=10_000)
+        metrics = evaluate_modes(self.model, self.cfg, seed=EVAL_SEED)
         for k, v in metrics.items():
             self.logger.record(f"eval/{k}", v)
         self.logger.dump(self.num_timesteps)
@@ -475,7 +479,7 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
 def evaluate_random_policy(cfg: RLConfig, action_dim: int) -> dict[str, float]:
     """The uniformly random policy's metrics on the evaluation episodes (the baseline of every curve)."""
     rng = np.random.default_rng(cfg.seed)
-    return evaluate_both(lambda obs: rng.uniform(-1, 1, (len(next(iter(obs.values()))), action_dim)), cfg, 10_000)
+    return evaluate_both(lambda obs: rng.uniform(-1, 1, (len(next(iter(obs.values()))), action_dim)), cfg, EVAL_SEED)
 
 
 def write_summary(
@@ -496,7 +500,7 @@ def write_summary(
 
 
 def evaluate_checkpoint(
-    checkpoint: str, episodes: int = 20, task: str | None = None, video: str | None = None, seed: int = 20_000
+    checkpoint: str, episodes: int = 20, task: str | None = None, video: str | None = None, seed: int = TEST_SEED
 ) -> dict[str, float]:
     """Load ``checkpoint`` (a ``last.zip`` with its ``run.json``), roll out, report return and success on
     training and unseen shapes, of the deterministic and of the stochastic policy (:func:`evaluate_modes`);
