@@ -155,6 +155,21 @@ def test_rl_benchmark_plots_seeds_whose_histories_differ_in_length(tmp_path):
     assert path.stat().st_size > 1000
 
 
+def test_rl_benchmark_plots_one_panel_for_a_task_with_one_variant_set(tmp_path):
+    # The ropes have no held-out variants: their figure is the training panel alone, not one beside a blank.
+    from matplotlib.image import imread
+
+    from benchmarks.rl import plot
+
+    history = [{"steps": 100 * (i + 1), "train_return": -float(i)} for i in range(3)]
+    plot("RopeShaping-v0", {"hepi": [{"history": history, "random": {"train_return": -50.0}}]}, tmp_path / "one.png")
+    both = [{**h, "unseen_return": -2.0} for h in history]
+    random = {"train_return": -50.0, "unseen_return": -60.0}
+    plot("RigidInsertion-v0", {"hepi": [{"history": both, "random": random}]}, tmp_path / "two.png")
+    one, two = imread(tmp_path / "one.png"), imread(tmp_path / "two.png")
+    assert one.shape[0] == two.shape[0] and 2 * one.shape[1] == two.shape[1]
+
+
 def test_rendering_then_training_in_one_process_does_not_crash():
     # Mesa's EGL driver and Triton both bring an LLVM; Triton loaded after a GL context segfaulted.
     script = (
