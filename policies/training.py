@@ -143,7 +143,7 @@ class RLConfig:
     trust_region_coef: float = 1.0
     """TRPL: weight of the trust-region regression loss."""
     progress: bool = True
-    """Show a progress bar."""
+    """Show a progress bar (without it, one line per evaluation)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first option that is not valid."""
@@ -357,6 +357,8 @@ class EvaluateAndCheckpoint(BaseCallback):
         self.history.append({"steps": self.num_timesteps, **metrics, "train_seconds": self.train_seconds()})
         save_model(self.model, self.out / CHECKPOINT)
         runs.write_json(self.out / "history.json", self.history)
+        if not self.cfg.progress:  # a log's only sign of life between the start and the summary
+            print(evaluation_line(self.history[-1], self.cfg.total_steps), flush=True)
 
     def _on_rollout_start(self) -> None:
         self.num_timesteps = self.model.num_timesteps  # SB3 updates it in on_step only
@@ -367,6 +369,18 @@ class EvaluateAndCheckpoint(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+def evaluation_line(entry: dict, total_steps: int) -> str:
+    """One line for a history entry: steps, minutes, success and return per variant set (the mean action, and
+    the sampled actions' success in brackets)."""
+    line = f"{entry['steps']:,} / {total_steps:,} steps, {entry['train_seconds'] / 60:.1f} min:"
+    for name in ("train", "unseen"):
+        if f"{name}_success" in entry:
+            sampled = entry.get(f"stochastic_{name}_success")
+            sampled = "" if sampled is None else f" (sampled {sampled:.0%})"
+            line += f" {name} success {entry[f'{name}_success']:.0%}{sampled}, return {entry[f'{name}_return']:.1f};"
+    return line.rstrip(";")
 
 
 def label_steps_axis(ax) -> None:

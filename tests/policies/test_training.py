@@ -40,10 +40,14 @@ TINY = dict(
 )
 
 
-def test_training_run_writes_its_outputs_and_resumes(tmp_path):
+def test_training_run_writes_its_outputs_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     summary = run(RLConfig(out=str(out), **TINY))
     assert summary["steps"] == 256
+    # Without a progress bar, each evaluation prints a line.
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" steps")[0] for line in lines] == ["128 / 256", "256 / 256"]
+    assert all("train success" in line and "unseen success" in line and "(sampled" in line for line in lines)
     for name in ("last.zip", "run.json", "summary.json", "learning_curve.png", "history.json"):
         assert (out / name).is_file(), name
     assert any((out / "tb").rglob("events.*"))
