@@ -101,7 +101,10 @@ def main() -> None:
     parser.add_argument("--plots", default="docs/images", help="folder for the validation-curve PNGs")
     args = parser.parse_args()
     out = Path(args.out)
-    print(f"torch {torch.__version__}, {os.cpu_count()} cores, budget {args.minutes} min per run")
+    budget = f"{args.minutes} min per run"
+    if args.rounds:  # ETH/UCY then trains for its rounds, whatever the minutes
+        budget = f"{args.rounds} rounds per ETH/UCY scene" + ("" if args.skip_charged else f", {budget} (charged)")
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, budget {budget}")
 
     if not args.skip_charged:
         kwargs = dict(data="charged", out=str(out / "charged"), epochs=10_000, max_minutes=args.minutes, progress=False)
