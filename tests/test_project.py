@@ -117,6 +117,22 @@ def test_env_benchmark_quick_run_prints_its_table():
     assert len(rows) == 4 and all(len(r.split("|")) == 6 for r in rows)
 
 
+def test_reference_policies_benchmark_ranks_the_scripted_push_above_holding_still():
+    cmd = [sys.executable, "-m", "benchmarks.reference_policies", "--quick", "--tasks", "RigidPushing-v0"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [[c.strip() for c in line.split("|")] for line in result.stdout.splitlines() if line.startswith("Rigid")]
+    returns = {row[1]: float(row[2]) for row in rows}
+    assert list(returns) == ["hold still", "random", "scripted", "scripted + N(0, 0.3)", "scripted + N(0, 1)"] + [
+        "approach the object",
+        "head for the goal",
+    ]
+    # The scripted push moves the object most of the way to the goal; holding still leaves it about 1 m away.
+    assert returns["scripted"] > returns["hold still"] + 40
+    bad = subprocess.run(cmd + ["--noise", "-1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert bad.returncode == 2 and "--noise takes positive standard deviations" in bad.stderr
+
+
 def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     cmd = [sys.executable, "-m", "benchmarks.rl", "--quick", "--tasks", "RigidSliding-v0", "--policies", "hepi,mlp"]
     cmd += ["--seeds", "1", "--out", str(tmp_path / "runs"), "--plots", str(tmp_path / "plots")]
