@@ -461,7 +461,9 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
     elif cfg.normalize_reward:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=0.99)
     if cfg.resume:
-        model = ALGORITHMS[cfg.algo].load(out / CHECKPOINT, env=venv, device=device)
+        # The checkpoint stores the absolute log folder it was trained with: a run copied or moved to ``out`` would
+        # append its TensorBoard log to the original folder's, so the log goes where the run now is.
+        model = ALGORITHMS[cfg.algo].load(out / CHECKPOINT, env=venv, device=device, tensorboard_log=str(out / "tb"))
         history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
         return model, history
     policy, policy_kwargs = policy_spec(cfg, first_env or gym.make(cfg.task))

@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,17 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
     )
     assert ok.returncode == 0 and "train_success" in ok.stdout
     assert json.loads((out / "run.json").read_text())["policy"] == "mlp"
+
+
+def test_a_run_moved_to_another_folder_resumes_its_logs_there(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    run(RLConfig(out=str(old), **TINY))
+    shutil.copytree(old, new)
+    before = folder_state(old)
+    run(RLConfig(out=str(new), resume=True, **{**TINY, "total_steps": 384}))
+    assert folder_state(old) == before  # the original run is untouched, its TensorBoard log included
+    logs = sorted(new.joinpath("tb").rglob("events.*"))
+    assert len(logs) == 2  # the copied segment and the resumed one, side by side
 
 
 def test_evaluations_fall_between_rollouts_so_a_resumed_run_keeps_the_rollout_grid(tmp_path):
