@@ -332,6 +332,9 @@ class EvaluateAndCheckpoint(BaseCallback):
     run resumed from the checkpoint continues on the same rollout grid (a checkpoint written mid-rollout
     dropped the steps collected since the rollout began and shifted every later rollout).
 
+    Each entry also records ``mean_action_outside_bounds`` (:func:`mean_action_outside_bounds` over the last
+    rollout's observations), the sign of a policy that has stopped exploring.
+
     Each history entry records ``train_seconds``, the wall-clock since the run began, summed over resumed
     segments (a resumed run continues from its last entry's), so a run's minutes per step do not depend on
     how often it was interrupted. The evaluation at the budget itself is left to :func:`run`, which evaluates
@@ -344,6 +347,7 @@ class EvaluateAndCheckpoint(BaseCallback):
         self.next_eval = (history[-1]["steps"] if history else 0) + cfg.eval_every
         self.seconds_before = history[-1].get("train_seconds", 0.0) if history else 0.0
         self.started = time.perf_counter()
+        self.rollout_observations: dict[str, np.ndarray] | np.ndarray | None = None
 
     def train_seconds(self) -> float:
         """Training wall-clock so far, earlier segments of a resumed run included."""
@@ -351,6 +355,9 @@ class EvaluateAndCheckpoint(BaseCallback):
 
     def evaluate(self) -> None:
         metrics = evaluate_modes(self.model, self.cfg, seed=EVAL_SEED)
+        if self.rollout_observations is not None:
+            outside = mean_action_outside_bounds(self.model.policy, self.rollout_observations)
+            metrics["mean_action_outside_bounds"] = outside
         for k, v in metrics.items():
             self.logger.record(f"eval/{k}", v)
         self.logger.dump(self.num_timesteps)
@@ -367,8 +374,40 @@ class EvaluateAndCheckpoint(BaseCallback):
             while self.next_eval <= self.num_timesteps:
                 self.next_eval += self.cfg.eval_every
 
+    def _on_rollout_end(self) -> None:
+        # The last rollout's observations, [steps x envs, ...], kept for the next evaluation, which runs after the
+        # update (the buffer is cleared before the next rollout begins).
+        obs = self.model.rollout_buffer.observations
+        if isinstance(obs, dict):
+            self.rollout_observations = {k: v.reshape(-1, *v.shape[2:]) for k, v in obs.items()}
+        else:
+            self.rollout_observations = obs.reshape(-1, *obs.shape[2:])
+
     def _on_step(self) -> bool:
         return True
+
+
+def mean_action_outside_bounds(
+    policy: BasePolicy, observations: dict[str, np.ndarray] | np.ndarray, chunk: int = 256
+) -> float:
+    """Share of ``policy``'s mean-action components outside its action space's bounds over a batch of observations
+    (each ``[N, ...]``), evaluated ``chunk`` observations at a time.
+
+    The environments clip each sampled action to the bounds, so a mean far outside them turns every sample into the
+    same clipped action: the policy stops exploring and PPO stops receiving a signal that could bring the mean back
+    (a HEPi seed stuck at the random policy's return on pushing had 98% of its components outside; BENCHMARKS.md).
+    """
+    n = len(next(iter(observations.values()))) if isinstance(observations, dict) else len(observations)
+    outside = []
+    for start in range(0, n, chunk):  # in chunks: a rope rollout is 1,600 graphs of 80 links
+        part = slice(start, start + chunk)
+        batch = {k: v[part] for k, v in observations.items()} if isinstance(observations, dict) else observations[part]
+        with torch.no_grad():
+            mean = policy.get_distribution(policy.obs_to_tensor(batch)[0]).distribution.mean
+        low = torch.as_tensor(policy.action_space.low, device=mean.device)
+        high = torch.as_tensor(policy.action_space.high, device=mean.device)
+        outside.append(((mean < low) | (mean > high)).flatten().cpu())
+    return float(torch.cat(outside).float().mean())
 
 
 def evaluation_line(entry: dict, total_steps: int) -> str:
@@ -380,6 +419,8 @@ def evaluation_line(entry: dict, total_steps: int) -> str:
             sampled = entry.get(f"stochastic_{name}_success")
             sampled = "" if sampled is None else f" (sampled {sampled:.0%})"
             line += f" {name} success {entry[f'{name}_success']:.0%}{sampled}, return {entry[f'{name}_return']:.1f};"
+    if "mean_action_outside_bounds" in entry:
+        line += f" mean action outside bounds {entry['mean_action_outside_bounds']:.0%};"
     return line.rstrip(";")
 
 

@@ -143,6 +143,22 @@ def test_a_run_moved_to_another_folder_resumes_its_logs_there(tmp_path):
     assert len(logs) == 2  # the copied segment and the resumed one, side by side
 
 
+def test_the_share_of_mean_actions_outside_the_bounds_is_measured_and_logged(tmp_path, capsys):
+    summary = run(RLConfig(out=str(tmp_path / "run"), **{**TINY, "policy": "mlp"}))
+    assert [0.0 <= h["mean_action_outside_bounds"] <= 1.0 for h in summary["history"]] == [True, True]
+    assert "mean action outside bounds" in capsys.readouterr().out
+    model, _ = build_or_resume_model(configure(**{**TINY, "policy": "mlp"}), tmp_path / "new", torch.device("cpu"))
+    obs = model.get_env().reset()
+    with torch.no_grad():
+        model.policy.action_net.weight.zero_()
+        model.policy.action_net.bias.copy_(torch.tensor([0.5, -0.5, 0.0, 0.9]))
+    assert training.mean_action_outside_bounds(model.policy, obs) == 0.0
+    with torch.no_grad():
+        model.policy.action_net.bias.copy_(torch.tensor([3.0, -0.5, -1.5, 0.9]))
+    assert training.mean_action_outside_bounds(model.policy, obs) == 0.5
+    assert training.mean_action_outside_bounds(model.policy, obs, chunk=1) == 0.5
+
+
 def test_evaluations_fall_between_rollouts_so_a_resumed_run_keeps_the_rollout_grid(tmp_path):
     # Rollouts of 2 x 64 = 128 steps; evaluations asked for every 100. A checkpoint written mid-rollout (at 100)
     # lost the steps collected since 0 and shifted every rollout of a run resumed from it.
@@ -194,7 +210,7 @@ def test_deformable_tasks_train_and_evaluate_their_variant_sets(tmp_path):
     cfg = RLConfig(out=str(tmp_path / "rope"), policy="mlp", **{**TINY, "task": "RopeClosing-v0", "total_steps": 128})
     rope = run(cfg)
     metrics = {"train_return", "train_success", "stochastic_train_return", "stochastic_train_success"}
-    assert set(rope["final"]) == {"steps", "train_seconds"} | metrics  # no held-out set
+    assert set(rope["final"]) == {"steps", "train_seconds", "mean_action_outside_bounds"} | metrics  # no held-out set
     assert (tmp_path / "rope" / "learning_curve.png").is_file()
     assert variant_sets("ClothHanging-v0")["unseen"] == {"holes": "held_out"}
     assert variant_sets("RigidSliding-v0")["unseen"] == {"shape": "unseen"}
