@@ -333,7 +333,7 @@ class EvaluateAndCheckpoint(BaseCallback):
     dropped the steps collected since the rollout began and shifted every later rollout).
 
     Each entry also records ``mean_action_outside_bounds`` (:func:`mean_action_outside_bounds` over the last
-    rollout's observations), the sign of a policy that has stopped exploring.
+    rollout's observations): near 1, the policy has stopped exploring.
 
     Each history entry records ``train_seconds``, the wall-clock since the run began, summed over resumed
     segments (a resumed run continues from its last entry's), so a run's minutes per step do not depend on
@@ -394,8 +394,9 @@ def mean_action_outside_bounds(
     (each ``[N, ...]``), evaluated ``chunk`` observations at a time.
 
     The environments clip each sampled action to the bounds, so a mean far outside them turns every sample into the
-    same clipped action: the policy stops exploring and PPO stops receiving a signal that could bring the mean back
-    (a HEPi seed stuck at the random policy's return on pushing had 98% of its components outside; BENCHMARKS.md).
+    same clipped action: the policy stops exploring and PPO stops receiving a signal that could bring the mean back.
+    A share near 1 over the policy's own rollout marks such a run; runs that learn sit well below it, though often
+    far above 0, since full speed is often the right action (BENCHMARKS.md, "Tenth session").
     """
     n = len(next(iter(observations.values()))) if isinstance(observations, dict) else len(observations)
     outside = []
