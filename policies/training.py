@@ -332,13 +332,13 @@ class EvaluateAndCheckpoint(BaseCallback):
     run resumed from the checkpoint continues on the same rollout grid (a checkpoint written mid-rollout
     dropped the steps collected since the rollout began and shifted every later rollout).
 
-    Each entry also records ``mean_action_outside_bounds`` (:func:`mean_action_outside_bounds` over the last
-    rollout's observations): near 1, the policy has stopped exploring.
-
     Each history entry records ``train_seconds``, the wall-clock since the run began, summed over resumed
     segments (a resumed run continues from its last entry's), so a run's minutes per step do not depend on
     how often it was interrupted. The evaluation at the budget itself is left to :func:`run`, which evaluates
     once the last rollout has finished (otherwise a run would end with two evaluations a rollout apart).
+
+    Each entry also records ``mean_action_outside_bounds`` (:func:`mean_action_outside_bounds` over the last
+    rollout's observations): near 1, the policy has stopped exploring.
     """
 
     def __init__(self, cfg: RLConfig, out: Path, history: list[dict]) -> None:
