@@ -40,12 +40,9 @@ ERROR = {"RopeClosing-v0": "ends", "RopeShaping-v0": "shape"}
 Policy = Callable[[gym.Env, np.random.Generator], np.ndarray]
 
 
-def scripted(env: gym.Env) -> np.ndarray:
-    return (scripted_action if env.spec.id.split("/")[-1] in envs.RIGID_TASKS else scripted_deformable_action)(env)
-
-
-def noisy_scripted(std: float) -> Policy:
-    return lambda env, rng: np.clip(scripted(env) + rng.normal(0.0, std, env.action_space.shape), -1.0, 1.0)
+def noisy(controller: Callable[[gym.Env], np.ndarray], std: float) -> Policy:
+    """``controller``'s action plus Gaussian noise of standard deviation ``std``, clipped to ``[-1, 1]``."""
+    return lambda env, rng: np.clip(controller(env) + rng.normal(0.0, std, env.action_space.shape), -1.0, 1.0)
 
 
 def head_for(target: Callable[[gym.Env], np.ndarray]) -> Policy:
@@ -58,12 +55,13 @@ def head_for(target: Callable[[gym.Env], np.ndarray]) -> Policy:
 
 
 def policies(task: str, noise: list[float]) -> dict[str, Policy]:
+    scripted = scripted_action if task in envs.RIGID_TASKS else scripted_deformable_action
     out: dict[str, Policy] = {
         "hold still": lambda env, rng: np.zeros(env.action_space.shape),
         "random": lambda env, rng: rng.uniform(-1.0, 1.0, env.action_space.shape),
         "scripted": lambda env, rng: scripted(env),
     }
-    out |= {f"scripted + N(0, {s:g})": noisy_scripted(s) for s in noise}
+    out |= {f"scripted + N(0, {s:g})": noisy(scripted, s) for s in noise}
     if task == "RigidPushing-v0":
         out["approach the object"] = head_for(lambda env: env.object_pose()[0])
         out["head for the goal"] = head_for(lambda env: env.goal_pos)
@@ -110,11 +108,10 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for task in tasks:
-        still = None
+        still, what = None, ERROR.get(task, "distance")
         for name, policy in policies(task, noise).items():
             ret, success, error = play(task, policy, episodes)
             still = ret if still is None else still
-            what = ERROR.get(task, "distance")
             print(f"{task:<26} | {name:<22} | {ret:8.1f} | {ret - still:+13.1f} | {success:7.0%} | {what} {error:.3f}")
 
 

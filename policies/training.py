@@ -399,14 +399,14 @@ def mean_action_outside_bounds(
     far above 0, since full speed is often the right action (BENCHMARKS.md, "Tenth session").
     """
     n = len(next(iter(observations.values()))) if isinstance(observations, dict) else len(observations)
+    low = torch.as_tensor(policy.action_space.low, device=policy.device)
+    high = torch.as_tensor(policy.action_space.high, device=policy.device)
     outside = []
     for start in range(0, n, chunk):  # in chunks: a rope rollout is 1,600 graphs of 80 links
         part = slice(start, start + chunk)
         batch = {k: v[part] for k, v in observations.items()} if isinstance(observations, dict) else observations[part]
         with torch.no_grad():
             mean = policy.get_distribution(policy.obs_to_tensor(batch)[0]).distribution.mean
-        low = torch.as_tensor(policy.action_space.low, device=mean.device)
-        high = torch.as_tensor(policy.action_space.high, device=mean.device)
         outside.append(((mean < low) | (mean > high)).flatten().cpu())
     return float(torch.cat(outside).float().mean())
 
