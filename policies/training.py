@@ -33,6 +33,7 @@ from geomanip import envs, runs
 from geomanip.envs.vector import make_vector_env
 from geomanip.envs.warp_batch import warp_available
 from geomanip.policies import POLICIES, make_policy
+from geomanip.policies.mean_bounds import penalize_mean_beyond_bounds
 from geomanip.policies.sb3 import CRITICS
 from geomanip.policies.trpl import TRPL
 
@@ -119,6 +120,10 @@ class RLConfig:
     not given: the policy's default (geomanip.policies.GraphActorCriticPolicy)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of the Gaussian policy (SB3's default, 0: std 1, as the original HEPi)."""
+    mean_bounds_coef: float = 0.0
+    """Weight of a penalty on the action mean's components beyond +-1.1 (rl_games' bounds loss,
+    geomanip.policies.mean_bounds; 0: none). It keeps the mean where sampled actions still differ after clipping to
+    the bounds; without it a mean that runs far outside them stops the policy exploring."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 64
@@ -166,6 +171,8 @@ class RLConfig:
             reason = warp_available()
             if reason is not None:
                 raise ValueError(f"sim 'warp': {reason}")
+        if self.mean_bounds_coef < 0:
+            raise ValueError(f"mean_bounds_coef must be 0 (no penalty) or positive, got {self.mean_bounds_coef}")
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (PyTorch's default) or positive, got {self.threads}")
 
@@ -507,31 +514,34 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
         # append its TensorBoard log to the original folder's, so the log goes where the run now is.
         model = ALGORITHMS[cfg.algo].load(out / CHECKPOINT, env=venv, device=device, tensorboard_log=str(out / "tb"))
         history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
-        return model, history
-    policy, policy_kwargs = policy_spec(cfg, first_env or gym.make(cfg.task))
-    trpl_kwargs = dict(
-        projection=cfg.projection,
-        mean_bound=cfg.mean_bound,
-        cov_bound=cfg.cov_bound,
-        trust_region_coef=cfg.trust_region_coef,
-    )
-    model = ALGORITHMS[cfg.algo](
-        policy,
-        venv,
-        learning_rate=cfg.lr,
-        n_steps=cfg.n_steps,
-        batch_size=cfg.batch_size,
-        n_epochs=cfg.n_epochs,
-        gamma=0.99,
-        gae_lambda=0.95,
-        ent_coef=cfg.ent_coef,
-        policy_kwargs=policy_kwargs,
-        tensorboard_log=str(out / "tb"),
-        seed=cfg.seed,
-        device=device,
-        **(trpl_kwargs if cfg.algo == "trpl" else {}),
-    )
-    return model, []
+    else:
+        policy, policy_kwargs = policy_spec(cfg, first_env or gym.make(cfg.task))
+        trpl_kwargs = dict(
+            projection=cfg.projection,
+            mean_bound=cfg.mean_bound,
+            cov_bound=cfg.cov_bound,
+            trust_region_coef=cfg.trust_region_coef,
+        )
+        model = ALGORITHMS[cfg.algo](
+            policy,
+            venv,
+            learning_rate=cfg.lr,
+            n_steps=cfg.n_steps,
+            batch_size=cfg.batch_size,
+            n_epochs=cfg.n_epochs,
+            gamma=0.99,
+            gae_lambda=0.95,
+            ent_coef=cfg.ent_coef,
+            policy_kwargs=policy_kwargs,
+            tensorboard_log=str(out / "tb"),
+            seed=cfg.seed,
+            device=device,
+            **(trpl_kwargs if cfg.algo == "trpl" else {}),
+        )
+        history = []
+    if cfg.mean_bounds_coef > 0:  # a hook, not saved with the checkpoint: installed again on every resume
+        penalize_mean_beyond_bounds(model.policy, cfg.mean_bounds_coef)
+    return model, history
 
 
 def evaluate_random_policy(cfg: RLConfig, action_dim: int) -> dict[str, float]:
