@@ -1,17 +1,20 @@
 """Learning curves of the graph policies and baselines at equal environment steps.
 
 Run: ``python -m benchmarks.rl [--steps N] [--seeds 3] [--tasks RigidInsertion-v0,RigidPushing-v0] [--policies
-hepi,empn,transformer,mlp] [--algo ppo|trpl]`` (``--quick`` for a smoke run). Each (task, policy, seed) is one
-``geomanip train`` run in its own folder under ``--out``, with the task's settings file
-(:func:`geomanip.policies.training.configure`), whose budget ``--steps`` replaces when given, and ``--evals`` points
-on the curve; finished runs (with a ``summary.json`` of at least the budget) are reused and interrupted ones resume
-from their checkpoint, so an interrupted benchmark continues where it stopped. Prints final success and return on
-training and held-out variants (shapes; cloth holes), mean ± std over seeds, of the deterministic policy (its mean
-action) and of the stochastic one (sampled actions, the policy PPO trains; n/a for runs from before both were
-evaluated), the random policy's, and wall-clock minutes per million environment steps; plots the mean curves per task
-to ``--plots``. ``--final-episodes N`` also tests each run's final checkpoint on N fresh episodes per variant set
-(seeds 20,000+, disjoint from the training-time evaluations at 10,000+; kept in the run's folder) and prints those
-tables too: an evaluation of 10 episodes moves by tens of points from one checkpoint to the next.
+hepi,empn,transformer,mlp] [--algo ppo|trpl] [--set OPTION=VALUE --tag NAME]`` (``--quick`` for a smoke run).
+Each (task, policy, seed) is one ``geomanip train`` run in its own folder under ``--out``, with the task's settings
+file (:func:`geomanip.policies.training.configure`), whose budget ``--steps`` replaces when given, and ``--evals``
+points on the curve; finished runs (with a ``summary.json`` of at least the budget) are reused and interrupted ones
+resume from their checkpoint, so an interrupted benchmark continues where it stopped. Prints final success and
+return on training and held-out variants (shapes; cloth holes), mean ± std over seeds, of the deterministic policy
+(its mean action) and of the stochastic one (sampled actions, the policy PPO trains; n/a for runs from before both
+were evaluated), the random policy's, and wall-clock minutes per million environment steps; plots the mean curves
+per task to ``--plots``. ``--final-episodes N`` also tests each run's final checkpoint on N fresh episodes per
+variant set (seeds 20,000+, disjoint from the training-time evaluations at 10,000+; kept in the run's folder) and
+prints those tables too: an evaluation of 10 episodes moves by tens of points from one checkpoint to the next.
+``--set`` gives new runs any other training option (a :class:`~geomanip.policies.training.RLConfig` field, ``--set
+mean_bounds_coef=1``); such runs need a ``--tag``, which names their folders and table rows (``hepi_bounds``), so
+they are never mixed up with runs of the task's settings in the same ``--out``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from geomanip.policies import POLICIES
-from geomanip.policies.training import TEST_SEED, configure, evaluate_checkpoint, label_steps_axis, run
+from geomanip.policies.training import TEST_SEED, RLConfig, configure, evaluate_checkpoint, label_steps_axis, run
 from geomanip.runs import write_json
 
 
@@ -39,6 +44,30 @@ def final_test(out: Path, summary: dict, episodes: int) -> dict[str, float]:
     metrics = evaluate_checkpoint(str(out / "last.zip"), episodes, task=summary["config"]["task"])
     write_json(path, {"steps": summary["steps"], "episodes": episodes, "metrics": metrics})
     return metrics
+
+
+# Options the benchmark itself sets per run; --set may not override them.
+OWN_OPTIONS = ("task", "policy", "algo", "seed", "total_steps", "out", "resume", "overwrite", "eval_every", "progress")
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["mean_bounds_coef=1", ...]`` as training options; values are read as JSON (numbers, ``true``), else text.
+
+    Raises ``ValueError`` naming a pair that is not ``OPTION=VALUE``, an unknown option or one the benchmark sets.
+    """
+    known = {f.name for f in fields(RLConfig)}
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {pair!r}: expected OPTION=VALUE, e.g. mean_bounds_coef=1")
+        if key not in known or key in OWN_OPTIONS:
+            raise ValueError(f"--set {pair!r}: {key!r} is not a training option the benchmark leaves free")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
 def plot(task: str, runs: dict[str, list[dict]], path: Path) -> None:
@@ -92,8 +121,18 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench_rl")
     parser.add_argument("--plots", default="docs/images")
     parser.add_argument("--algo", choices=("ppo", "trpl"), default="ppo", help="on-policy algorithm")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="OPTION=VALUE", help="a training option of new runs (repeatable)"
+    )
+    parser.add_argument("--tag", default="", help="suffix of the runs' folders and rows (needed with --set)")
     parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke test of the script)")
     args = parser.parse_args()
+    try:
+        extra = parse_options(args.set)
+    except ValueError as e:
+        parser.error(str(e))
+    if extra and not args.tag:
+        parser.error("--set needs --tag, which keeps these runs apart from those with the task's settings")
     if args.quick:
         args.steps, args.evals, args.eval_episodes = 256, 2, 1
     tasks, policies = args.tasks.split(","), args.policies.split(",")
@@ -106,7 +145,7 @@ def main() -> None:
         for policy in policies:
             steps = args.steps or configure(task=task, policy=policy).total_steps
             for seed in range(args.seeds):
-                name = policy if args.algo == "ppo" else f"{policy}_{args.algo}"
+                name = "_".join([policy] + [args.algo] * (args.algo != "ppo") + [args.tag] * bool(args.tag))
                 out = Path(args.out) / task / name / f"seed{seed}"
                 summary_path = out / "summary.json"
                 if summary_path.is_file() and json.loads(summary_path.read_text())["steps"] >= steps:
@@ -117,6 +156,7 @@ def main() -> None:
                     if not resume:
                         options |= dict(task=task, policy=policy, algo=args.algo, seed=seed)
                         options |= dict(eval_every=max(1, steps // args.evals), eval_episodes=args.eval_episodes)
+                        options |= extra
                         if args.quick:
                             options |= dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=1, hidden=8)
                     summary = run(configure(**options))
@@ -124,7 +164,8 @@ def main() -> None:
                     summary["final_test"] = final_test(out, summary, args.final_episodes)
                 by_policy.setdefault(name, []).append(summary)
             rows.append((task, name, by_policy[name]))
-        plot(task, by_policy, Path(args.plots) / f"rl_{task.split('-')[0].lower()}.png")
+        tag = f"_{args.tag}" if args.tag else ""
+        plot(task, by_policy, Path(args.plots) / f"rl_{task.split('-')[0].lower()}{tag}.png")
 
     def stat(summaries: list[dict], key: str, part: str = "final") -> str:
         if any(key not in s[part] for s in summaries):

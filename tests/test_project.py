@@ -147,6 +147,18 @@ def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     assert (tmp_path / "plots" / "rl_rigidsliding.png").stat().st_size > 1000
     test = json.loads((tmp_path / "runs" / "RigidSliding-v0" / "mlp" / "seed0" / "final_test_2.json").read_text())
     assert test["steps"] == 256 and 0 <= test["metrics"]["stochastic_unseen_success"] <= 1
+    # Other training options go to new runs under a tag of their own, beside the runs of the task's settings.
+    cmd[cmd.index("hepi,mlp")] = "mlp"
+    run_options = dict(capture_output=True, text=True, timeout=600, cwd=ROOT)
+    tagged = subprocess.run(cmd + ["--set", "mean_bounds_coef=0.5", "--tag", "bounds"], **run_options)
+    assert tagged.returncode == 0, tagged.stderr
+    rows = [line.split("|")[1].strip() for line in tagged.stdout.splitlines() if line.startswith("RigidSliding")]
+    assert rows == ["mlp_bounds", "random"] * 4
+    config = json.loads((tmp_path / "runs" / "RigidSliding-v0" / "mlp_bounds" / "seed0" / "run.json").read_text())
+    assert config["mean_bounds_coef"] == 0.5
+    assert (tmp_path / "plots" / "rl_rigidsliding_bounds.png").is_file()
+    untagged = subprocess.run(cmd + ["--set", "mean_bounds_coef=0.5"], **run_options)
+    assert untagged.returncode == 2 and "--set needs --tag" in untagged.stderr
 
     # The training episodes' success, read back from the runs' TensorBoard logs.
     groups = [str(tmp_path / "runs" / "RigidSliding-v0" / p) for p in ("hepi", "mlp")]
