@@ -47,7 +47,18 @@ def final_test(out: Path, summary: dict, episodes: int) -> dict[str, float]:
 
 
 # Options the benchmark itself sets per run; --set may not override them.
-OWN_OPTIONS = ("task", "policy", "algo", "seed", "total_steps", "out", "resume", "overwrite", "eval_every", "progress")
+OWN_OPTIONS = (
+    "task",
+    "policy",
+    "algo",
+    "seed",
+    "total_steps",
+    "out",
+    "resume",
+    "overwrite",
+    "eval_every",
+    "eval_episodes",
+)
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -133,6 +144,8 @@ def main() -> None:
         parser.error(str(e))
     if extra and not args.tag:
         parser.error("--set needs --tag, which keeps these runs apart from those with the task's settings")
+    if args.tag and not args.tag.replace("_", "").replace("-", "").isalnum():
+        parser.error(f"--tag {args.tag!r}: use letters, digits, '_' and '-' (it names folders and files)")
     if args.quick:
         args.steps, args.evals, args.eval_episodes = 256, 2, 1
     tasks, policies = args.tasks.split(","), args.policies.split(",")

@@ -16,6 +16,11 @@ matters) trains exactly as without it. It enters each update as ``coef`` times i
 only: a hook on the action head adds ``coef * grad b / N`` to the gradient reaching the mean, so the algorithm's
 loss code stays SB3's own, and PPO and TRPL get the same term. The hook adds nothing where no gradient flows
 (rollouts, evaluation, ``predict``).
+
+Training uses it only when asked (``--mean-bounds-coef``): a mean beyond the bounds is not always a runaway. A
+sampled policy can hold one component far past a bound so that nearly every sample acts at full speed there
+whatever its noise (HEPi presses pegs down this way on insertion), and the wall takes that away (BENCHMARKS.md,
+"Eleventh session").
 """
 
 from __future__ import annotations

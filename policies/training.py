@@ -122,8 +122,9 @@ class RLConfig:
     """Initial log standard deviation of the Gaussian policy (SB3's default, 0: std 1, as the original HEPi)."""
     mean_bounds_coef: float = 0.0
     """Weight of a penalty on the action mean's components beyond +-1.1 (rl_games' bounds loss,
-    geomanip.policies.mean_bounds; 0: none). It keeps the mean where sampled actions still differ after clipping to
-    the bounds; without it a mean that runs far outside them stops the policy exploring."""
+    geomanip.policies.mean_bounds; 0: none, the default). It keeps the mean where sampled actions still differ after
+    clipping, so a run cannot get stuck with its mean far outside the bounds; but sampled policies also use such a
+    mean to act at full speed whatever the noise, and on insertion the penalty made learning slower (BENCHMARKS.md)."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 64
