@@ -25,6 +25,7 @@ whatever its noise (HEPi presses pegs down this way on insertion), and the wall 
 
 from __future__ import annotations
 
+import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
@@ -52,9 +53,9 @@ def penalize_mean_beyond_bounds(policy: ActorCriticPolicy, coef: float) -> Remov
 
     def add_penalty_gradient(module: nn.Module, inputs: tuple[Tensor, ...], mean: Tensor) -> None:
         if mean.requires_grad:
-            # d/dmean of coef * mean_N(b): 2 coef (excess beyond the soft bound) / N, sign included.
-            excess = (mean.detach() - SOFT_BOUND).clamp_min(0) + (mean.detach() + SOFT_BOUND).clamp_max(0)
-            extra = (2 * coef / mean.shape[0]) * excess
+            # The gradient of coef * mean_N(b) with respect to the mean, by autograd from bounds_penalty itself.
+            leaf = mean.detach().requires_grad_()
+            (extra,) = torch.autograd.grad(coef * bounds_penalty(leaf).mean(), leaf)
             mean.register_hook(lambda grad: grad + extra)
 
     return policy.action_net.register_forward_hook(add_penalty_gradient)
