@@ -33,6 +33,8 @@ from geomanip import envs, runs
 from geomanip.envs.vector import make_vector_env
 from geomanip.envs.warp_batch import warp_available
 from geomanip.policies import POLICIES, make_policy
+from geomanip.policies.demonstrations import MAX_EPISODES as MAX_DEMO_EPISODES
+from geomanip.policies.demonstrations import pretrain
 from geomanip.policies.mean_bounds import penalize_mean_beyond_bounds
 from geomanip.policies.sb3 import CRITICS
 from geomanip.policies.trpl import TRPL
@@ -125,6 +127,14 @@ class RLConfig:
     geomanip.policies.mean_bounds; 0: none, the default). It keeps the mean where sampled actions still differ after
     clipping, so a run cannot get stuck with its mean far outside the bounds; but sampled policies also use such a
     mean to act at full speed whatever the noise, and on insertion the penalty made learning slower (BENCHMARKS.md)."""
+    demo_episodes: int = 0
+    """Before RL, pretrain the policy on the task's scripted controller, this many episodes per round (0: no
+    pretraining, the default): behaviour cloning, then DAgger rounds (geomanip.policies.demonstrations). A run
+    pretrained this way is not RL alone; BENCHMARKS.md lists its results apart."""
+    demo_rounds: int = 3
+    """Pretraining rounds: the first clones the scripted controller, each further one is a DAgger round."""
+    demo_epochs: int = 10
+    """Passes over the demonstrations collected so far after each pretraining round."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 64
@@ -174,6 +184,16 @@ class RLConfig:
                 raise ValueError(f"sim 'warp': {reason}")
         if self.mean_bounds_coef < 0:
             raise ValueError(f"mean_bounds_coef must be 0 (no penalty) or positive, got {self.mean_bounds_coef}")
+        if self.demo_episodes < 0 or self.demo_rounds < 1 or self.demo_epochs < 1:
+            raise ValueError(
+                f"demo_episodes must be 0 (no pretraining) or positive and demo_rounds, demo_epochs positive, got "
+                f"{self.demo_episodes}, {self.demo_rounds}, {self.demo_epochs}"
+            )
+        if self.demo_episodes * self.demo_rounds > MAX_DEMO_EPISODES:
+            raise ValueError(
+                f"pretraining uses at most {MAX_DEMO_EPISODES} episodes, got demo_episodes {self.demo_episodes} x "
+                f"demo_rounds {self.demo_rounds}"
+            )
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (PyTorch's default) or positive, got {self.threads}")
 
@@ -317,7 +337,7 @@ def evaluate_modes(model: BaseAlgorithm | BasePolicy, cfg: RLConfig, seed: int) 
 
 # What a run writes in its output folder: the checkpoint, then the rest (deleted first by --overwrite).
 CHECKPOINT = "last.zip"
-OUTPUTS = ("reward_norm.pkl", "run.json", "history.json", "learning_curve.png", "tb")
+OUTPUTS = ("reward_norm.pkl", "run.json", "history.json", "demonstrations.json", "learning_curve.png", "tb")
 # What a resumed run must share with the saved one.
 RESUME_KEYS = ("task", "policy", "algo")
 
@@ -480,6 +500,8 @@ def run(cfg: RLConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     model, history = build_or_resume_model(cfg, out, device)
     runs.write_json(out / "run.json", asdict(cfg))
+    if cfg.demo_episodes > 0 and not cfg.resume:
+        history = pretrain_on_demonstrations(model, cfg, out)
     random_metrics = evaluate_random_policy(cfg, model.action_space.shape[0])
 
     callback = EvaluateAndCheckpoint(cfg, out, history)
@@ -543,6 +565,44 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
     if cfg.mean_bounds_coef > 0:  # a hook, not saved with the checkpoint: installed again on every resume
         penalize_mean_beyond_bounds(model.policy, cfg.mean_bounds_coef)
     return model, history
+
+
+def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> list[dict]:
+    """Pretrain a new model on the scripted controller (:func:`geomanip.policies.demonstrations.pretrain`), write
+    its rounds to ``demonstrations.json``, evaluate it and checkpoint it; returns the run's history, whose first
+    entry (step 0) is that evaluation, its ``train_seconds`` the pretraining's.
+
+    A run interrupted during pretraining has no checkpoint yet and starts again with ``--overwrite``.
+    """
+    started = time.perf_counter()
+
+    def log(record: dict) -> None:
+        print(
+            f"pretraining round {record['round']}/{cfg.demo_rounds} ({record['acting']} acting): success "
+            f"{record['success']:.0%}, return {record['return']:.1f}; fitted on {record['samples']} samples, "
+            f"action error {record['action_error']:.4f}, value error {record['value_error']:.4f}",
+            flush=True,
+        )
+
+    rounds = pretrain(
+        model,
+        cfg.task,
+        variant_sets(cfg.task)["train"],
+        cfg.demo_episodes,
+        cfg.demo_rounds,
+        cfg.demo_epochs,
+        cfg.batch_size,
+        cfg.lr,
+        cfg.seed,
+        log,
+    )
+    runs.write_json(out / "demonstrations.json", rounds)
+    metrics = evaluate_modes(model, cfg, seed=EVAL_SEED)
+    history = [{"steps": 0, **metrics, "train_seconds": time.perf_counter() - started}]
+    save_model(model, out / CHECKPOINT)
+    runs.write_json(out / "history.json", history)
+    print(evaluation_line(history[-1], cfg.total_steps), flush=True)
+    return history
 
 
 def evaluate_random_policy(cfg: RLConfig, action_dim: int) -> dict[str, float]:
