@@ -145,6 +145,8 @@ class RLConfig:
     """PPO epochs per update."""
     lr: float = 3e-4
     """Adam learning rate."""
+    gamma: float = 0.99
+    """Discount factor (of the returns the critic learns and the reward scaler tracks)."""
     ent_coef: float = 0.005
     """Entropy bonus."""
     normalize_reward: bool = True
@@ -194,6 +196,8 @@ class RLConfig:
                 f"pretraining uses at most {MAX_DEMO_EPISODES} episodes, got demo_episodes {self.demo_episodes} x "
                 f"demo_rounds {self.demo_rounds}"
             )
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (PyTorch's default) or positive, got {self.threads}")
 
@@ -337,7 +341,16 @@ def evaluate_modes(model: BaseAlgorithm | BasePolicy, cfg: RLConfig, seed: int) 
 
 # What a run writes in its output folder: the checkpoint, then the rest (deleted first by --overwrite).
 CHECKPOINT = "last.zip"
-OUTPUTS = ("reward_norm.pkl", "run.json", "history.json", "demonstrations.json", "learning_curve.png", "tb")
+PRETRAINED = "pretrained.zip"  # the policy at the end of pretraining (--demo-episodes), as a checkpoint
+OUTPUTS = (
+    "reward_norm.pkl",
+    "run.json",
+    "history.json",
+    "demonstrations.json",
+    "pretrained.zip",
+    "learning_curve.png",
+    "tb",
+)
 # What a resumed run must share with the saved one.
 RESUME_KEYS = ("task", "policy", "algo")
 
@@ -531,7 +544,7 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
     if cfg.normalize_reward and cfg.resume and scaler.is_file():
         venv = VecNormalize.load(str(scaler), venv)
     elif cfg.normalize_reward:
-        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=0.99)
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=cfg.gamma)
     if cfg.resume:
         # The checkpoint stores the absolute log folder it was trained with: a run copied or moved to ``out`` would
         # append its TensorBoard log to the original folder's, so the log goes where the run now is.
@@ -552,7 +565,7 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
             n_steps=cfg.n_steps,
             batch_size=cfg.batch_size,
             n_epochs=cfg.n_epochs,
-            gamma=0.99,
+            gamma=cfg.gamma,
             gae_lambda=0.95,
             ent_coef=cfg.ent_coef,
             policy_kwargs=policy_kwargs,
@@ -569,7 +582,8 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
 
 def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> list[dict]:
     """Pretrain a new model on the scripted controller (:func:`geomanip.policies.demonstrations.pretrain`), write
-    its rounds to ``demonstrations.json``, evaluate it and checkpoint it; returns the run's history, whose first
+    its rounds to ``demonstrations.json``, evaluate it and checkpoint it (also as ``pretrained.zip``, which
+    ``geomanip evaluate --checkpoint`` reads like ``last.zip``); returns the run's history, whose first
     entry (step 0) is that evaluation, its ``train_seconds`` the pretraining's.
 
     A run interrupted during pretraining has no checkpoint yet and starts again with ``--overwrite``.
@@ -600,6 +614,7 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
     metrics = evaluate_modes(model, cfg, seed=EVAL_SEED)
     history = [{"steps": 0, **metrics, "train_seconds": time.perf_counter() - started}]
     save_model(model, out / CHECKPOINT)
+    runs.save_atomic(out / PRETRAINED, model.save)  # kept: RL may move the policy away from it (BENCHMARKS.md)
     runs.write_json(out / "history.json", history)
     print(evaluation_line(history[-1], cfg.total_steps), flush=True)
     return history

@@ -8,7 +8,15 @@ from stable_baselines3 import PPO
 
 from geomanip.envs.scripted import scripted_action
 from geomanip.policies.demonstrations import DEMO_SEED, Demonstrations, collect, fit, pretrain
-from geomanip.policies.training import RLConfig, configure, policy_spec, run
+from geomanip.policies.training import (
+    EVAL_SEED,
+    RLConfig,
+    build_or_resume_model,
+    configure,
+    evaluate_checkpoint,
+    policy_spec,
+    run,
+)
 from tests.policies.test_training import TINY
 
 
@@ -124,6 +132,9 @@ def test_a_pretrained_run_starts_from_an_evaluated_checkpoint_and_resumes_withou
     history = json.loads((out / "history.json").read_text())
     assert [h["steps"] for h in history] == [0, 128, 256]
     assert [r["round"] for r in json.loads((out / "demonstrations.json").read_text())] == [1, 2]
+    # The pretrained policy is kept as a checkpoint of its own, and evaluates to the step-0 entry.
+    again = evaluate_checkpoint(str(out / "pretrained.zip"), episodes=1, seed=EVAL_SEED)
+    assert again["train_return"] == pytest.approx(history[0]["train_return"])
 
     run(RLConfig(out=str(out), resume=True, demo_episodes=2, **{**tiny, "total_steps": 384}))
     assert not any(line.startswith("pretraining") for line in capsys.readouterr().out.splitlines())
@@ -136,8 +147,16 @@ def test_a_pretrained_run_starts_from_an_evaluated_checkpoint_and_resumes_withou
         (dict(demo_episodes=-1), "demo_episodes must be 0"),
         (dict(demo_episodes=1, demo_rounds=0), "demo_rounds, demo_epochs positive"),
         (dict(demo_episodes=600, demo_rounds=2), "at most 1000 episodes"),
+        (dict(gamma=0.0), r"gamma must be in \(0, 1\]"),
+        (dict(gamma=1.5), r"gamma must be in \(0, 1\]"),
     ],
 )
 def test_bad_pretraining_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         RLConfig(**options).validate()
+
+
+def test_the_discount_reaches_the_algorithm_and_the_reward_scaler(tmp_path):
+    cfg = RLConfig(out=str(tmp_path / "run"), gamma=0.9, **TINY)
+    model, _ = build_or_resume_model(cfg, tmp_path, torch.device("cpu"))
+    assert model.gamma == 0.9 and model.get_env().gamma == 0.9
