@@ -84,7 +84,9 @@ class RopeShapingEnv(RopeTaskEnv):
     the scripted controller, before its ``E`` falls below the success threshold), so a per-step ``-E`` ranks
     lying still above making the W (tested). ``progress`` is potential-based: over an episode it
     sums to ``progress_weight (E_0 - E_T)``, the same for every path to the same end shape (``E_0`` is the
-    straight start's, the same in every episode), and it credits each step's improvement at once.
+    straight start's, the same in every episode), and it credits each step's improvement at once. Undiscounted,
+    that is; a learner that discounts by 0.99 weighs the early rise in ``E`` above the later fall, and ranks
+    lying still above the scripted controller, so the task's RL settings discount by 0.999.
 
     **Start** (the benchmark's sampling): a straight rope centred at the origin at an angle drawn from
     ``[-pi/2, -pi/4] ∪ [pi/4, pi/2]``; target yaw ``U(-pi/2, pi/2)``.
