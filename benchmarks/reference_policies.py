@@ -1,7 +1,7 @@
 """Returns and success of fixed reference policies: what each task's reward ranks, and what action noise costs.
 
 Run: ``python -m benchmarks.reference_policies [--tasks RigidPushing-v0,RigidInsertion-v0] [--episodes 20]
-[--noise 0.3,1]`` (``--quick`` for a smoke run).
+[--noise 0.3,1] [--gamma 0.99]`` (``--quick`` for a smoke run).
 
 Every policy plays the same seeded episodes (seeds 50,000+, disjoint from training and evaluation) of the default
 variants:
@@ -16,10 +16,11 @@ variants:
   gripper heads for the object's centre) and ``head for the goal`` (the gripper heads for the goal position).
   Whether they beat holding still tells whether the reward leads a learner towards pushing.
 
-Prints per task and policy: mean return, success rate, and the median final goal error that the task's success
-criterion reads (``info["error_<name>"]``: the object's, or the hole's, distance to the goal; the rope ends' gap;
-the rope's shape error). Learning curves are judged against
-these (BENCHMARKS.md, "Reinforcement learning").
+Prints per task and policy: mean return; the mean discounted return from the start at ``--gamma`` (what PPO's critic
+and advantages weigh: where a policy that solves the task scores below holding still there, the discount, not the
+reward, makes the learner prefer holding still); success rate, and the median final goal error that the task's
+success criterion reads (``info["error_<name>"]``: the object's, or the hole's, distance to the goal; the rope ends'
+gap; the rope's shape error). Learning curves are judged against these (BENCHMARKS.md, "Reinforcement learning").
 """
 
 from __future__ import annotations
@@ -68,23 +69,27 @@ def policies(task: str, noise: list[float]) -> dict[str, Policy]:
     return out
 
 
-def play(task: str, policy: Policy, episodes: int) -> tuple[float, float, float]:
-    """Mean return, success rate and median final goal error over ``episodes`` seeded episodes."""
+def play(task: str, policy: Policy, episodes: int, gamma: float) -> tuple[float, float, float, float]:
+    """Mean return, mean return discounted by ``gamma``, success rate and median final goal error over ``episodes``
+    seeded episodes."""
     env = gym.make(f"{envs.NAMESPACE}/{task}").unwrapped
     rng = np.random.default_rng(0)
-    returns, successes, errors = [], [], []
+    returns, discounted, successes, errors = [], [], [], []
     for i in range(episodes):
         env.reset(seed=SEED + i)
-        total, done, info = 0.0, False, {}
+        total, total_discounted, weight, done, info = 0.0, 0.0, 1.0, False, {}
         while not done:
             _, reward, terminated, truncated, info = env.step(policy(env, rng))
             total += reward
+            total_discounted += weight * reward
+            weight *= gamma
             done = terminated or truncated
         returns.append(total)
+        discounted.append(total_discounted)
         successes.append(float(info["is_success"]))
         errors.append(info[f"error_{ERROR.get(task, 'distance')}"])
     env.close()
-    return float(np.mean(returns)), float(np.mean(successes)), float(np.median(errors))
+    return float(np.mean(returns)), float(np.mean(discounted)), float(np.mean(successes)), float(np.median(errors))
 
 
 def main() -> None:
@@ -92,6 +97,7 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(envs.TASK_IDS), help="comma-separated task ids")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and policy")
     parser.add_argument("--noise", default="0.3,1", help="standard deviations of the noisy scripted policies")
+    parser.add_argument("--gamma", type=float, default=0.99, help="discount of the discounted-return columns")
     parser.add_argument("--quick", action="store_true", help="two episodes per policy (a smoke test)")
     args = parser.parse_args()
     tasks = [envs.bare_id(t) for t in args.tasks.split(",")]
@@ -101,18 +107,27 @@ def main() -> None:
     noise = [float(s) for s in args.noise.split(",") if s]
     if any(s <= 0 for s in noise):
         parser.error(f"--noise takes positive standard deviations, got {args.noise}")
+    if not 0 < args.gamma <= 1:
+        parser.error(f"--gamma must be in (0, 1], got {args.gamma}")
     episodes = 2 if args.quick else args.episodes
 
     print(f"{episodes} episodes per policy (seeds {SEED:,}+), default variants")
-    header = f"{'task':<26} | {'policy':<22} | {'return':>8} | {'vs hold still':>13} | {'success':>7} | final error"
+    at = f"at {args.gamma:g}"
+    header = (
+        f"{'task':<26} | {'policy':<22} | {'return':>8} | {'vs hold still':>13} | {at:>8} | {'vs hold still':>13} | "
+        f"{'success':>7} | final error"
+    )
     print(header)
     print("-" * len(header))
     for task in tasks:
         still, what = None, ERROR.get(task, "distance")
         for name, policy in policies(task, noise).items():
-            ret, success, error = play(task, policy, episodes)
-            still = ret if still is None else still
-            print(f"{task:<26} | {name:<22} | {ret:8.1f} | {ret - still:+13.1f} | {success:7.0%} | {what} {error:.3f}")
+            ret, disc, success, error = play(task, policy, episodes, args.gamma)
+            still = (ret, disc) if still is None else still
+            print(
+                f"{task:<26} | {name:<22} | {ret:8.1f} | {ret - still[0]:+13.1f} | {disc:8.1f} | "
+                f"{disc - still[1]:+13.1f} | {success:7.0%} | {what} {error:.3f}"
+            )
 
 
 if __name__ == "__main__":
