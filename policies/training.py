@@ -347,7 +347,7 @@ OUTPUTS = (
     "run.json",
     "history.json",
     "demonstrations.json",
-    "pretrained.zip",
+    PRETRAINED,
     "learning_curve.png",
     "tb",
 )
