@@ -78,7 +78,8 @@ class RLConfig:
     algo: Literal["ppo", "trpl"] = "ppo"
     """On-policy algorithm: ppo (clipped surrogate) or trpl (trust-region projection layers, Otto et al. 2021)."""
     total_steps: int = 50_000
-    """Environment steps to train for (all environments together). Every task's settings file
+    """Environment steps to train for (all environments together; 0 with --demo-episodes: pretraining alone, no
+    RL). Every task's settings file
     (policies/settings/<task>.toml) sets its own budget, and may set any other option: its values replace the
     defaults shown here."""
     n_envs: int = 8
@@ -171,8 +172,10 @@ class RLConfig:
             raise ValueError(f"unknown policy {self.policy!r}; available: {', '.join(POLICIES)}")
         if self.algo not in ALGORITHMS:
             raise ValueError(f"unknown algo {self.algo!r}; available: {', '.join(ALGORITHMS)}")
-        if self.total_steps < 1 or self.n_envs < 1 or self.eval_every < 1:
+        if self.total_steps < 0 or self.n_envs < 1 or self.eval_every < 1:
             raise ValueError("total_steps, n_envs and eval_every must be positive")
+        if self.total_steps == 0 and self.demo_episodes == 0:
+            raise ValueError("total_steps must be positive (0 only with demo_episodes: pretraining alone)")
         for name in ("hidden", "longitudes", "basis_dim"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)} (leave it out for the default)")
@@ -612,7 +615,10 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
     )
     runs.write_json(out / "demonstrations.json", rounds)
     metrics = evaluate_modes(model, cfg, seed=EVAL_SEED)
-    history = [{"steps": 0, **metrics, "train_seconds": time.perf_counter() - started}]
+    # demo_steps: the environment steps that pretraining took (every round's episodes), apart from RL's.
+    history = [
+        {"steps": 0, **metrics, "demo_steps": rounds[-1]["samples"], "train_seconds": time.perf_counter() - started}
+    ]
     save_model(model, out / CHECKPOINT)
     runs.save_atomic(out / PRETRAINED, model.save)  # kept: RL may move the policy away from it (BENCHMARKS.md)
     runs.write_json(out / "history.json", history)

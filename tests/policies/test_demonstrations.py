@@ -130,7 +130,7 @@ def test_a_pretrained_run_starts_from_an_evaluated_checkpoint_and_resumes_withou
     assert lines[1].startswith("pretraining round 2/2 (policy acting)")
     assert lines[2].startswith("0 / 256 steps")
     history = json.loads((out / "history.json").read_text())
-    assert [h["steps"] for h in history] == [0, 128, 256]
+    assert [h["steps"] for h in history] == [0, 128, 256] and history[0]["demo_steps"] == 2 * 2 * 100
     assert [r["round"] for r in json.loads((out / "demonstrations.json").read_text())] == [1, 2]
     # The pretrained policy is kept as a checkpoint of its own, and evaluates to the step-0 entry.
     again = evaluate_checkpoint(str(out / "pretrained.zip"), episodes=1, seed=EVAL_SEED)
@@ -141,10 +141,19 @@ def test_a_pretrained_run_starts_from_an_evaluated_checkpoint_and_resumes_withou
     assert [h["steps"] for h in json.loads((out / "history.json").read_text())] == [0, 128, 256, 384]
 
 
+def test_pretraining_alone(tmp_path):
+    out = tmp_path / "run"
+    tiny = {**TINY, "task": "RigidSliding-v0", "policy": "mlp", "total_steps": 0}
+    summary = run(RLConfig(out=str(out), demo_episodes=2, demo_rounds=1, demo_epochs=1, **tiny))
+    assert summary["steps"] == 0 and [h["steps"] for h in summary["history"]] == [0]
+    assert (out / "pretrained.zip").is_file() and (out / "last.zip").is_file()
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
         (dict(demo_episodes=-1), "demo_episodes must be 0"),
+        (dict(total_steps=0), r"total_steps must be positive \(0 only with demo_episodes"),
         (dict(demo_episodes=1, demo_rounds=0), "demo_rounds, demo_epochs positive"),
         (dict(demo_episodes=600, demo_rounds=2), "at most 1000 episodes"),
         (dict(gamma=0.0), r"gamma must be in \(0, 1\]"),
