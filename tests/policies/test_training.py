@@ -349,3 +349,23 @@ def test_log_std_init_sets_the_initial_standard_deviation(policy):
     obs, _ = env.reset(seed=0)
     dist = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0])
     np.testing.assert_allclose(dist.distribution.stddev.detach().numpy(), np.exp(-1.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "trpl"])
+def test_training_options_given_on_resume_reach_the_resumed_model(tmp_path, algo):
+    out = tmp_path / "run"
+    tiny = {**TINY, "task": "RigidSliding-v0", "policy": "mlp", "algo": algo}
+    run(RLConfig(out=str(out), **tiny))
+    changed = dict(batch_size=32, lr=1e-5, n_epochs=3, ent_coef=0.0, gamma=0.9, n_steps=32)
+    if algo == "trpl":
+        changed |= dict(mean_bound=0.01, cov_bound=1e-4)
+    cfg = configure(out=str(out), resume=True, **changed)
+    model, _ = build_or_resume_model(cfg, out, torch.device("cpu"))
+    assert (model.batch_size, model.n_epochs, model.ent_coef, model.gamma, model.n_steps) == (32, 3, 0.0, 0.9, 32)
+    assert model.lr_schedule(1.0) == pytest.approx(1e-5) and model.rollout_buffer.buffer_size == 32
+    assert model.get_env().gamma == 0.9
+    if algo == "trpl":
+        assert (model.mean_bound, model.cov_bound) == (0.01, 1e-4)
+    # Options not given again keep the saved run's values.
+    kept, _ = build_or_resume_model(configure(out=str(out), resume=True), out, torch.device("cpu"))
+    assert (kept.batch_size, kept.n_epochs, kept.gamma) == (64, 1, 0.99)
