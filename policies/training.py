@@ -548,27 +548,28 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
         venv = VecNormalize.load(str(scaler), venv)
     elif cfg.normalize_reward:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=cfg.gamma)
-    trpl_kwargs = dict(
-        projection=cfg.projection,
-        mean_bound=cfg.mean_bound,
-        cov_bound=cfg.cov_bound,
-        trust_region_coef=cfg.trust_region_coef,
+    # The training options, for a new model and a resumed one alike: a resumed run's are cfg's (the saved run's
+    # unless given again), not its checkpoint's. SB3's load sets them before it builds the rollout buffer and the
+    # learning-rate schedule, so an option given with --resume is used, as run.json records, never silently dropped.
+    options = dict(
+        learning_rate=cfg.lr,
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        gamma=cfg.gamma,
+        gae_lambda=0.95,
+        ent_coef=cfg.ent_coef,
     )
+    if cfg.algo == "trpl":
+        options |= dict(
+            projection=cfg.projection,
+            mean_bound=cfg.mean_bound,
+            cov_bound=cfg.cov_bound,
+            trust_region_coef=cfg.trust_region_coef,
+        )
     if cfg.resume:
         # The checkpoint stores the absolute log folder it was trained with: a run copied or moved to ``out`` would
-        # append its TensorBoard log to the original folder's, so the log goes where the run now is. The training
-        # options are cfg's (the saved run's unless given again), not the checkpoint's: SB3's load sets them before
-        # it builds the rollout buffer and the learning-rate schedule, so an option given with --resume is used, as
-        # run.json records, and never silently dropped.
-        options = dict(
-            learning_rate=cfg.lr,
-            n_steps=cfg.n_steps,
-            batch_size=cfg.batch_size,
-            n_epochs=cfg.n_epochs,
-            ent_coef=cfg.ent_coef,
-            gamma=cfg.gamma,
-            **(trpl_kwargs if cfg.algo == "trpl" else {}),
-        )
+        # append its TensorBoard log to the original folder's, so the log goes where the run now is.
         model = ALGORITHMS[cfg.algo].load(
             out / CHECKPOINT, env=venv, device=device, tensorboard_log=str(out / "tb"), **options
         )
@@ -580,18 +581,11 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
         model = ALGORITHMS[cfg.algo](
             policy,
             venv,
-            learning_rate=cfg.lr,
-            n_steps=cfg.n_steps,
-            batch_size=cfg.batch_size,
-            n_epochs=cfg.n_epochs,
-            gamma=cfg.gamma,
-            gae_lambda=0.95,
-            ent_coef=cfg.ent_coef,
             policy_kwargs=policy_kwargs,
             tensorboard_log=str(out / "tb"),
             seed=cfg.seed,
             device=device,
-            **(trpl_kwargs if cfg.algo == "trpl" else {}),
+            **options,
         )
         history = []
     if cfg.mean_bounds_coef > 0:  # a hook, not saved with the checkpoint: installed again on every resume
