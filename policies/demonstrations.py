@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 from torch.nn import functional as F
@@ -205,7 +206,7 @@ def _scaled_rewards(venv: VecNormalize | None, data: Demonstrations, gamma: floa
 
 
 def pretrain(
-    model,
+    model: OnPolicyAlgorithm,
     task: str,
     env_kwargs: dict,
     episodes: int,
