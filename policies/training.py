@@ -26,6 +26,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure as configure_logger
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
@@ -602,8 +603,14 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
     A run interrupted during pretraining has no checkpoint yet and starts again with ``--overwrite``.
     """
     started = time.perf_counter()
+    # Its own TensorBoard log beside RL's (SB3 sets up the run's logger only inside learn()): each round at its
+    # number, then the step-0 evaluation.
+    tensorboard = configure_logger(str(out / "tb" / "pretraining"), ["tensorboard"])
 
     def log(record: dict) -> None:
+        for key in ("success", "return", "samples", "action_error", "value_error"):
+            tensorboard.record(f"pretraining/{key}", record[key])
+        tensorboard.dump(record["round"])
         print(
             f"pretraining round {record['round']}/{cfg.demo_rounds} ({record['acting']} acting): success "
             f"{record['success']:.0%}, return {record['return']:.1f}; fitted on {record['samples']} samples, "
@@ -625,6 +632,10 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
     )
     runs.write_json(out / "demonstrations.json", rounds)
     metrics = evaluate_modes(model, cfg, seed=EVAL_SEED)
+    for k, v in metrics.items():
+        tensorboard.record(f"eval/{k}", v)
+    tensorboard.dump(0)
+    tensorboard.close()
     # demo_steps: the environment steps that pretraining took (every round's episodes), apart from RL's.
     history = [
         {"steps": 0, **metrics, "demo_steps": rounds[-1]["samples"], "train_seconds": time.perf_counter() - started}

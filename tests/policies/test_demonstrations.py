@@ -132,6 +132,7 @@ def test_a_pretrained_run_starts_from_an_evaluated_checkpoint_and_resumes_withou
     history = json.loads((out / "history.json").read_text())
     assert [h["steps"] for h in history] == [0, 128, 256] and history[0]["demo_steps"] == 2 * 2 * 100
     assert [r["round"] for r in json.loads((out / "demonstrations.json").read_text())] == [1, 2]
+    assert any((out / "tb" / "pretraining").glob("events.*"))
     # The pretrained policy is kept as a checkpoint of its own, and evaluates to the step-0 entry.
     again = evaluate_checkpoint(str(out / "pretrained.zip"), episodes=1, seed=EVAL_SEED)
     assert again["train_return"] == pytest.approx(history[0]["train_return"])
