@@ -32,8 +32,7 @@ import gymnasium as gym
 import numpy as np
 
 from geomanip import envs
-from geomanip.envs.scripted import scripted_action
-from geomanip.envs.scripted_deformable import scripted_deformable_action
+from geomanip.envs.scripted import scripted_controller
 
 SEED = 50_000
 ERROR = {"RopeClosing-v0": "ends", "RopeShaping-v0": "shape"}
@@ -56,7 +55,7 @@ def head_for(target: Callable[[gym.Env], np.ndarray]) -> Policy:
 
 
 def policies(task: str, noise: list[float]) -> dict[str, Policy]:
-    scripted = scripted_action if task in envs.RIGID_TASKS else scripted_deformable_action
+    scripted = scripted_controller(task)
     out: dict[str, Policy] = {
         "hold still": lambda env, rng: np.zeros(env.action_space.shape),
         "random": lambda env, rng: rng.uniform(-1.0, 1.0, env.action_space.shape),

@@ -13,8 +13,7 @@ import gymnasium as gym
 import matplotlib.image
 
 from geomanip import envs
-from geomanip.envs.scripted import scripted_action
-from geomanip.envs.scripted_deformable import scripted_deformable_action
+from geomanip.envs.scripted import scripted_controller
 
 # A different shape per task, so the README shows several.
 SHAPES = {
@@ -33,7 +32,7 @@ def render_task(env_id: str, out: Path, seed: int = 0, step: int = 30, size: int
     deformable = env_id in envs.DEFORMABLE_TASKS
     kwargs = {} if deformable else {"shape": SHAPES.get(env_id, "train")}
     env = gym.make(env_id, render_mode="rgb_array", width=size, height=size, **kwargs)
-    controller = scripted_deformable_action if deformable else scripted_action
+    controller = scripted_controller(env_id)
     env.reset(seed=SEEDS.get(env_id, seed))
     for _ in range(step):
         env.step(controller(env.unwrapped))

@@ -8,19 +8,22 @@ returns an action in ``[-1, 1]``. Gains are in units of the action scale.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from geomanip.envs import mjcf
+from geomanip.envs import RIGID_TASKS, mjcf
 from geomanip.envs.base import yaw_matrix
 from geomanip.envs.rigid import RigidTaskEnv, wrap_angle
 from geomanip.envs.rigid_insertion import RigidInsertionEnv
 from geomanip.envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
 from geomanip.envs.rigid_pushing import RigidPushingEnv
 from geomanip.envs.rigid_sliding import RigidSlidingEnv
+from geomanip.envs.scripted_deformable import scripted_deformable_action
 from geomanip.envs.shapes import SHAPE_RADIUS
 
-__all__ = ["scripted_action"]
+__all__ = ["scripted_action", "scripted_controller"]
 
 
 def _yaw(R: np.ndarray) -> float:
@@ -110,3 +113,10 @@ def scripted_action(env: RigidTaskEnv) -> np.ndarray:
         if isinstance(env, cls):
             return controller(env)
     raise TypeError(f"no scripted controller for {type(env).__name__}")
+
+
+def scripted_controller(task: str) -> Callable[[Any], np.ndarray]:
+    """The scripted controller of any task (a bare id): ``action = controller(env.unwrapped)``, in ``[-1, 1]``
+    (:func:`scripted_action` for the rigid tasks, :func:`~geomanip.envs.scripted_deformable.scripted_deformable_action`
+    for the others)."""
+    return scripted_action if task in RIGID_TASKS else scripted_deformable_action

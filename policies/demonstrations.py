@@ -38,9 +38,9 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 from torch.nn import functional as F
 
-from geomanip import envs
+from geomanip.envs.scripted import scripted_controller
 
-__all__ = ["DEMO_SEED", "Demonstrations", "collect", "fit", "pretrain", "scripted_controller"]
+__all__ = ["DEMO_SEED", "Demonstrations", "collect", "fit", "pretrain"]
 
 DEMO_SEED = 50_000
 """First episode seed of the pretraining rounds (run seed ``s`` uses ``DEMO_SEED + 1000 s`` onwards)."""
@@ -48,17 +48,6 @@ MAX_EPISODES = 1_000
 """Most episodes a run's rounds may use together, so that two run seeds never share an episode."""
 
 Observation = dict[str, np.ndarray]
-
-
-def scripted_controller(task: str) -> Callable[[gym.Env], np.ndarray]:
-    """The scripted controller of ``task``: ``action = controller(env.unwrapped)``, in ``[-1, 1]``."""
-    if task in envs.RIGID_TASKS:
-        from geomanip.envs.scripted import scripted_action
-
-        return scripted_action
-    from geomanip.envs.scripted_deformable import scripted_deformable_action
-
-    return scripted_deformable_action
 
 
 @dataclass
