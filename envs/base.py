@@ -80,11 +80,27 @@ class GraphSpec:
             observation entry has shape ``[node_counts[type], 3]`` and is expressed in the world frame.
         edge_index: for each edge type ``(source type, relation, destination type)``, a ``[2, E]`` int64
             array: row 0 indexes source nodes, row 1 destination nodes (the convention of ``kernels``).
+        node_scalars: for the node types that have them, ``[node_counts[type], k]`` float arrays of fixed,
+            rotation-invariant per-node features: which node is which, where the vectors cannot say it (a rope
+            link's place along the rope). The same in every step and episode, so not part of the observation;
+            a node permutation must permute them with the node's vectors.
     """
 
     node_counts: dict[str, int]
     node_keys: dict[str, tuple[str, ...]]
     edge_index: dict[EdgeType, np.ndarray] = field(default_factory=dict)
+    node_scalars: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for node_type, values in self.node_scalars.items():
+            if node_type not in self.node_counts:
+                raise ValueError(f"GraphSpec: node_scalars of unknown node type {node_type!r}")
+            shape = np.shape(values)
+            if len(shape) != 2 or shape[0] != self.node_counts[node_type] or not np.all(np.isfinite(values)):
+                raise ValueError(
+                    f"GraphSpec: node_scalars[{node_type!r}] must be finite, [{self.node_counts[node_type]}, k], "
+                    f"got shape {list(shape)}"
+                )
 
     @property
     def edge_types(self) -> list[EdgeType]:

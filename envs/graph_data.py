@@ -8,7 +8,9 @@ Geometric. Layout of each node type ``t`` (its observation keys ``graph_spec.nod
 - ``data[t].x``: ``[nodes, k, 3]``, the type's ``k`` vectors stacked on dim 1 (``x[:, j]`` is the key
   ``node_keys[t][j]``); kept as vectors, not flattened, so that a rotation of the scene acts on the last dim;
 - ``data[t].pos``: ``[nodes, 3]``, the type's position key (its first key, ``<type>_pos`` in every task);
-- ``data[t][key]``: ``[nodes, 3]`` for every key, by name (for example ``data["object"].object_vel``).
+- ``data[t][key]``: ``[nodes, 3]`` for every key, by name (for example ``data["object"].object_vel``);
+- ``data[t].scalars``: ``[nodes, k]``, the type's fixed node scalars, for the types that have them
+  (``graph_spec.node_scalars``: a rope link's place along the rope), in the observation's dtype.
 
 Edges: ``data[src, rel, dst].edge_index`` ``[2, E]`` int64 for every edge type of the spec, row 0 indexing
 source nodes and row 1 destination nodes (the spec's convention). A batched observation (every entry with a
@@ -68,6 +70,8 @@ def _graph(values: dict[str, torch.Tensor], spec: GraphSpec, edges: dict[Any, to
         store.pos = store.x[:, 0]
         for j, key in enumerate(keys):
             store[key] = store.x[:, j]
+        if node_type in spec.node_scalars:
+            store.scalars = torch.as_tensor(spec.node_scalars[node_type], dtype=store.x.dtype, device=store.x.device)
     for edge_type, index in edges.items():
         data[edge_type].edge_index = index
     return data

@@ -34,6 +34,11 @@ class RopeTaskEnv(DeformableTaskEnv):
     ``target_dir``      ``[num_targets, 3]``          unit direction at each target point, task-specific
     ==================  ============================  =======================================================
 
+    Node scalars (:attr:`~geomanip.envs.base.GraphSpec.node_scalars`): each link's and each gripper's place along
+    the rope, from -1 (the end held by gripper 0) to 1 (gripper 1), and each target point's on the target curve
+    where the task's targets follow the rope (:attr:`targets_along_rope`). The vectors alone do not say which
+    link is which, and a task that tells each end where to go needs it (a W has a first and a last stroke).
+
     Edges: ``(link, internal, link)`` joins each link to the links up to two places away along the rope (a
     static stand-in for the benchmark's k = 3 nearest neighbours); ``(link, task, gripper)`` and
     ``(target, task, gripper)`` are complete and directed; ``(gripper, agent, gripper)`` joins the two grippers.
@@ -51,6 +56,7 @@ class RopeTaskEnv(DeformableTaskEnv):
     rope_friction = 0.5
     edge_damping = 0.01  # damping of relative motion along the edges
     num_targets = 1
+    targets_along_rope = False  # whether target i is the goal of the rope's i-th point, evenly spaced end to end
 
     def __init__(self, horizon: int = 200, linear_scale: float = 5.0, **kwargs: Any) -> None:
         super().__init__(horizon=horizon, linear_scale=linear_scale, **kwargs)
@@ -69,7 +75,10 @@ class RopeTaskEnv(DeformableTaskEnv):
             ("gripper", "agent", "gripper"): full_edges(2, 2, exclude_self=True),
         }
         counts = {"link": n, "gripper": 2, "target": self.num_targets}
-        self.graph_spec = GraphSpec(counts, keys, edges)
+        places = {"link": (np.arange(n) + 0.5) / n * 2 - 1, "gripper": np.array([-1.0, 1.0])}
+        if self.targets_along_rope:
+            places["target"] = np.linspace(-1.0, 1.0, self.num_targets)
+        self.graph_spec = GraphSpec(counts, keys, edges, {t: p[:, None] for t, p in places.items()})
         self.observation_space = gym.spaces.Dict({k: vec_box(counts[t]) for t, ks in keys.items() for k in ks})
         self.target_pos = np.zeros((self.num_targets, 3))
         self.target_dir = np.tile([0.0, 0.0, 1.0], (self.num_targets, 1))

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["GraphLayout", "batch_edges", "node_vectors"]
+__all__ = ["GraphLayout", "batch_edges", "node_scalar_tensors", "node_vectors"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class GraphLayout:
         actuator: the node type that acts (``"gripper"``).
         linear_dims: per actuator node, how many linear-velocity components the action has (2 or 3).
         yaw: whether each actuator node also has a yaw-rate action component (last, per node).
+        node_scalars: the fixed invariant per-node features of the types that have them, ``type -> n rows of
+            k values`` (:attr:`~geomanip.envs.base.GraphSpec.node_scalars`: a rope link's place along the rope);
+            ``None`` for none (and in layouts saved before they existed).
     """
 
     node_counts: dict[str, int]
@@ -34,6 +37,7 @@ class GraphLayout:
     actuator: str = "gripper"
     linear_dims: int = 3
     yaw: bool = False
+    node_scalars: dict[str, tuple[tuple[float, ...], ...]] | None = None
 
     @classmethod
     def from_env(cls, env) -> GraphLayout:
@@ -44,6 +48,7 @@ class GraphLayout:
         per_node = int(np.prod(u.action_space.shape)) // actuators
         yaw = bool(getattr(u, "has_yaw", False))
         edges = {et: (tuple(int(i) for i in ei[0]), tuple(int(i) for i in ei[1])) for et, ei in spec.edge_index.items()}
+        scalars = {t: tuple(map(tuple, np.asarray(v, dtype=float).tolist())) for t, v in spec.node_scalars.items()}
         return cls(
             dict(spec.node_counts),
             {t: tuple(k) for t, k in spec.node_keys.items()},
@@ -51,6 +56,7 @@ class GraphLayout:
             "gripper",
             per_node - int(yaw),
             yaw,
+            scalars or None,
         )
 
     @property
@@ -60,6 +66,12 @@ class GraphLayout:
     def vector_features(self, node_type: str) -> tuple[str, ...]:
         """Translation-invariant vector inputs of a type: every key but the position, targets as offsets."""
         return tuple(k for k in self.node_keys[node_type] if k != f"{node_type}_pos")
+
+
+def node_scalar_tensors(layout: GraphLayout) -> dict[str, Tensor]:
+    """The layout's node scalars as ``[n, k]`` tensors of the default dtype (as new parameters are), for a module
+    to register as buffers; empty if it has none."""
+    return {t: torch.tensor(rows, dtype=torch.get_default_dtype()) for t, rows in (layout.node_scalars or {}).items()}
 
 
 def node_vectors(obs: dict[str, Tensor], layout: GraphLayout, node_type: str) -> tuple[Tensor, Tensor]:

@@ -93,6 +93,7 @@ class _Constants:
     fiber_features: Tensor  # [O, O, P]: polynomial features of <n_p, n_o>
     src: dict[tuple[str, str, str], Tensor]  # gather indices of each edge type
     mean: dict[tuple[str, str, str], Tensor]  # [n_dst, E] averaging matrices of the non-uniform edge types
+    scalars: dict[str, Tensor]  # [n, k] node scalars of the types that have them
 
 
 class HEPiNetwork(nn.Module):
@@ -100,8 +101,9 @@ class HEPiNetwork(nn.Module):
 
     Every node carries features on a grid of directions (:func:`geomanip.kernels.ring_grid`: rings about the vertical
     axis, so the network is exactly equivariant to rotations about it by multiples of ``2 pi / longitudes``,
-    to translations, and to permutations of same-type nodes). Vectors (velocities, offsets to targets) are
-    lifted onto the grid; each node type adds a learned type embedding.
+    to translations, and to permutations of same-type nodes that carry their node scalars along). Vectors
+    (velocities, offsets to targets) are lifted onto the grid; each node type adds a learned type embedding, and
+    each node a learned linear map of its fixed scalars where the layout has them (``layout.node_scalars``).
 
     ``heterogeneous=True`` (HEPi): each edge type has its own :class:`~geomanip.kernels.FiberConv`, summed per
     destination type; a layer runs two message steps, first the internal edges (object to object), then the
@@ -155,6 +157,10 @@ class HEPiNetwork(nn.Module):
         types = list(layout.node_counts)
         self.embed = nn.ModuleDict({t: nn.Linear(len(layout.vector_features(t)), hidden, bias=False) for t in types})
         self.type_embedding = nn.ParameterDict({t: nn.Parameter(torch.randn(hidden) * 0.1) for t in types})
+        # Fixed per-node scalars (a rope link's place along the rope) add an invariant per-node bias to the
+        # type embedding.
+        self._node_scalars = scalars = layout.node_scalars or {}
+        self.scalar_embed = nn.ModuleDict({t: nn.Linear(len(v[0]), hidden, bias=False) for t, v in scalars.items()})
         self.fiber_basis = PolynomialBasis(1, basis_dim)
         edge_types = list(layout.edges)
         internal = [et for et in edge_types if et[0] == et[2] != layout.actuator]
@@ -238,6 +244,8 @@ class HEPiNetwork(nn.Module):
                 fiber_features=fiber_features.to(**cast),
                 src={et: torch.tensor(es.src, device=device) for et, es in self._edge_sets.items()},
                 mean={et: m.to(**cast) for et, m in mean.items()},
+                # From the layout's float64 values, not rounded through float32 on their way to float64.
+                scalars={t: torch.tensor(v, dtype=torch.float64).to(**cast) for t, v in self._node_scalars.items()},
             )
         return self._constants[key]
 
@@ -250,7 +258,11 @@ class HEPiNetwork(nn.Module):
             keys = self.layout.vector_features(t)
             v = torch.cat([obs[key] - pos if key.endswith("_target") else obs[key] for key in keys], -1)
             x = v.transpose(0, 1).reshape(n * B, -1)
-            f[t] = torch.addmm(w["embed_bias", t], x, w["lift", t]).view(n, B, -1, self.hidden)
+            bias = w["embed_bias", t]
+            if bias.dim() == 1:
+                f[t] = torch.addmm(bias, x, w["lift", t]).view(n, B, -1, self.hidden)
+            else:  # one bias per node
+                f[t] = (x @ w["lift", t]).view(n, B, -1).add_(bias[:, None]).view(n, B, -1, self.hidden)
         if not self.heterogeneous:
             f = {"node": torch.cat(list(f.values()))}
         return f
@@ -283,7 +295,11 @@ class HEPiNetwork(nn.Module):
             # lift[(v, d), (o, c)] = W[c, v] grid[o, d].
             weight = self.embed[t].weight
             w["lift", t] = (weight.T[:, None, None, :] * k.grid.T[None, :, :, None]).reshape(-1, O * C)
-            w["embed_bias", t] = self.type_embedding[t].repeat(O)
+            if t in self.scalar_embed:
+                bias = self.type_embedding[t] + self.scalar_embed[t](k.scalars[t])  # [n, C]
+                w["embed_bias", t] = bias.repeat(1, O)
+            else:
+                w["embed_bias", t] = self.type_embedding[t].repeat(O)
         w["fiber"] = fiber = self.fiber_basis.mlp(k.fiber_features)  # [O, O, basis_dim]
         for i, hetero in enumerate(self.convs):
             for et in self.steps[i % len(self.steps)]:

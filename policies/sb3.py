@@ -16,7 +16,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor, nn
 
-from geomanip.policies.graph_obs import GraphLayout
+from geomanip.policies.graph_obs import GraphLayout, node_scalar_tensors
 from geomanip.policies.hepi import HEPiNetwork
 from geomanip.policies.transformer import TransformerNetwork
 
@@ -51,7 +51,8 @@ class DeepSetsCritic(nn.Module):
     as offsets from the node, as the actor sees them), so the critic sees where things are with respect to the
     gripper, not where the scene happens to lie. Means rather than sums keep the pooled scale independent of
     the task's node counts (17 to 160 nodes across the benchmark); one mean per node type keeps a single
-    gripper's features from being averaged away among its object's many nodes.
+    gripper's features from being averaged away among its object's many nodes. Node types with fixed scalars
+    (``layout.node_scalars``: a rope link's place along the rope) also enter with those.
 
     Shapes: ``forward_critic(obs)`` with ``obs[key] [B, n, 3]`` -> ``[B, hidden]``.
     """
@@ -60,10 +61,15 @@ class DeepSetsCritic(nn.Module):
         super().__init__()
         self.layout, self.hidden = layout, hidden
         types = list(layout.node_counts)
+        scalars = node_scalar_tensors(layout)
+        for t, v in scalars.items():
+            self.register_buffer(f"scalars_{t}", v, persistent=False)
+        width = {t: 3 * (1 + len(layout.vector_features(t))) for t in types}
+        width.update({t: width[t] + v.shape[1] for t, v in scalars.items()})
         self.node = nn.ModuleDict(
             {
                 t: nn.Sequential(
-                    nn.Linear(3 * (1 + len(layout.vector_features(t))), hidden),
+                    nn.Linear(width[t], hidden),
                     nn.SiLU(),
                     nn.Linear(hidden, hidden),
                     nn.SiLU(),
@@ -82,6 +88,8 @@ class DeepSetsCritic(nn.Module):
         for t in lay.node_counts:
             pos = obs[f"{t}_pos"]
             vectors = [obs[k] - pos if k.endswith("_target") else obs[k] for k in lay.vector_features(t)]
+            if t in (lay.node_scalars or {}):
+                vectors.append(getattr(self, f"scalars_{t}").expand(pos.shape[0], -1, -1))
             pooled.append(self.node[t](torch.cat([pos - centre, *vectors], -1)).mean(1))
         return self.out(torch.cat(pooled, -1))
 

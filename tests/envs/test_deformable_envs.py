@@ -90,6 +90,41 @@ def test_rope_nodes_are_link_midpoints_and_edges_follow_the_rope():
     assert np.bincount(ei[1]).tolist() == [2, 3] + [4] * 36 + [3, 2]
 
 
+@pytest.mark.parametrize("env_cls", [RopeClosingEnv, RopeShapingEnv])
+def test_rope_node_scalars_are_places_along_the_rope(env_cls):
+    env = env_cls()
+    obs, _ = env.reset(seed=1)
+    scalars = env.graph_spec.node_scalars
+    link, gripper = scalars["link"][:, 0], scalars["gripper"][:, 0]
+    n = env.num_links
+    assert scalars["link"].shape == (n, 1) and scalars["gripper"].shape == (2, 1)
+    assert np.all(np.diff(link) > 0) and -1 < link[0] and link[-1] < 1
+    np.testing.assert_allclose(link + link[::-1], 0.0, atol=1e-12)  # symmetric about the middle
+    # The place runs from gripper 0's end to gripper 1's: gripper 0 holds the end next to link 0.
+    np.testing.assert_array_equal(gripper, [-1.0, 1.0])
+    half_link = env.rope_length / n / 2
+    for g, end in ((0, 0), (1, -1)):
+        gap = np.linalg.norm((obs["gripper_pos"][g] - obs["link_pos"][end])[:2])
+        assert gap == pytest.approx(half_link, rel=1e-3)
+    if env.targets_along_rope:  # the W's points in order: target i is where link i belongs
+        np.testing.assert_allclose(scalars["target"][:, 0], np.linspace(-1, 1, env.num_targets))
+        length = np.linalg.norm(np.diff(env.target_pos[:, :2], axis=0), axis=1).sum()
+        assert length == pytest.approx(env.rope_length * (n - 1) / n, rel=0.02)
+    else:
+        assert "target" not in scalars
+
+
+def test_graph_spec_refuses_bad_node_scalars():
+    from geomanip.envs.base import GraphSpec
+
+    with pytest.raises(ValueError, match=r"node_scalars\['link'\] must be finite, \[4, k\]"):
+        GraphSpec({"link": 4}, {"link": ("link_pos",)}, {}, {"link": np.zeros(4)})
+    with pytest.raises(ValueError, match="must be finite"):
+        GraphSpec({"link": 2}, {"link": ("link_pos",)}, {}, {"link": np.array([[0.0], [np.nan]])})
+    with pytest.raises(ValueError, match="unknown node type 'rope'"):
+        GraphSpec({"link": 2}, {"link": ("link_pos",)}, {}, {"rope": np.zeros((2, 1))})
+
+
 def test_cloth_all_particles_schema_is_the_same_for_every_hole():
     env = ClothHangingEnv(holes="all", all_particles=True)
     edges = env.graph_spec.edge_index[("particle", "internal", "particle")].copy()

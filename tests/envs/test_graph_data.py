@@ -34,6 +34,10 @@ def assert_graph_matches(data: HeteroData, obs: dict, spec: envs.GraphSpec) -> N
             np.testing.assert_array_equal(store.x[:, j].numpy(), obs[key])
             np.testing.assert_array_equal(store[key].numpy(), obs[key])
         np.testing.assert_array_equal(store.pos.numpy(), obs[f"{node_type}_pos"])
+        if node_type in spec.node_scalars:
+            np.testing.assert_array_equal(store.scalars.numpy(), spec.node_scalars[node_type].astype(np.float32))
+        else:
+            assert "scalars" not in store
     for edge_type, index in spec.edge_index.items():
         assert data[edge_type].edge_index.dtype == torch.long
         np.testing.assert_array_equal(data[edge_type].edge_index.numpy(), index)

@@ -104,6 +104,57 @@ def test_hepi_permutation_of_object_nodes():
     assert_close(value_p, value)
 
 
+@pytest.mark.parametrize("heterogeneous", [True, False])
+def test_hepi_permutation_of_rope_links_that_carry_their_place(heterogeneous):
+    # Rope links are not interchangeable: each has its place along the rope (layout.node_scalars). Permuting
+    # the links together with their places (and edges) leaves HEPi's and EMPN's outputs unchanged; changing the
+    # places alone changes them, so the network reads them.
+    layout, obs = _obs("RopeShaping-v0")
+    n = layout.node_counts["link"]
+    torch.manual_seed(0)
+    net = HEPiNetwork(layout, hidden=16, basis_dim=8, heterogeneous=heterogeneous).double()
+    perm = torch.randperm(n)
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(n)
+    edges = {}
+    for (s, r, d), (src, dst) in layout.edges.items():
+        src = [int(inv[i]) if s == "link" else i for i in src]
+        dst = [int(inv[i]) if d == "link" else i for i in dst]
+        edges[(s, r, d)] = (tuple(src), tuple(dst))
+    places = dict(layout.node_scalars)
+    places["link"] = tuple(places["link"][int(i)] for i in perm)
+    permuted = HEPiNetwork(
+        replace(layout, edges=edges, node_scalars=places), hidden=16, basis_dim=8, heterogeneous=heterogeneous
+    ).double()
+    permuted.load_state_dict(net.state_dict())
+    obs_p = {k: v[:, perm] if k.startswith("link") else v for k, v in obs.items()}
+    mean, value = net(obs)
+    mean_p, value_p = permuted(obs_p)
+    assert_close(mean_p, mean)
+    assert_close(value_p, value)
+    reversed_places = dict(layout.node_scalars, link=layout.node_scalars["link"][::-1])
+    other = HEPiNetwork(
+        replace(layout, node_scalars=reversed_places), hidden=16, basis_dim=8, heterogeneous=heterogeneous
+    ).double()
+    other.load_state_dict(net.state_dict())
+    mean_r, value_r = other(obs)
+    assert (mean_r - mean).abs().max() > 1e-6 * mean.abs().max()
+    assert (value_r - value).abs().max() > 1e-6 * value.abs().max()
+
+
+@pytest.mark.parametrize("cls", ["transformer", "deepsets"])
+def test_the_baselines_read_the_node_scalars(cls):
+    layout, obs = _obs("RopeClosing-v0")
+    reversed_places = dict(layout.node_scalars, link=layout.node_scalars["link"][::-1])
+    torch.manual_seed(0)
+    make = (lambda lay: TransformerNetwork(lay, hidden=16)) if cls == "transformer" else DeepSetsCritic
+    net = make(layout).double()
+    other = make(replace(layout, node_scalars=reversed_places)).double()
+    other.load_state_dict(net.state_dict())
+    a, b = net.forward_critic(obs), other.forward_critic(obs)
+    assert a.shape == b.shape and (a - b).abs().max() > 1e-6
+
+
 def test_the_transformer_is_not_equivariant():
     layout, obs = _obs("RigidInsertion-v0")
     torch.manual_seed(0)
@@ -180,7 +231,10 @@ def _reference_hepi(net, obs):
     for t in lay.node_counts:
         p, v = node_vectors(obs, lay, t)
         pos[t] = p
-        f[t] = net.embed[t](lift_vectors(v, grid)) + net.type_embedding[t]
+        bias = net.type_embedding[t]
+        if t in net.scalar_embed:  # node scalars: one bias per node, the same in every graph of the batch
+            bias = (bias + net.scalar_embed[t](torch.tensor(lay.node_scalars[t], dtype=v.dtype))).repeat(B, 1)[:, None]
+        f[t] = net.embed[t](lift_vectors(v, grid)) + bias
     edges = {
         et: batch_edges(idx, lay.node_counts[et[0]], lay.node_counts[et[2]], B, device) for et, idx in lay.edges.items()
     }
