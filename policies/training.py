@@ -600,7 +600,8 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
     ``geomanip evaluate --checkpoint`` reads like ``last.zip``); returns the run's history, whose first
     entry (step 0) is that evaluation, its ``train_seconds`` the pretraining's.
 
-    A run interrupted during pretraining has no checkpoint yet and starts again with ``--overwrite``.
+    A run interrupted during pretraining has no checkpoint yet: the same command starts it again from the
+    beginning (the folder holds no run to refuse, :func:`geomanip.runs.prepare_output`).
     """
     started = time.perf_counter()
     # Its own TensorBoard log beside RL's (SB3 sets up the run's logger only inside learn()): each round at its
