@@ -83,21 +83,30 @@ def test_hepi_is_approximately_equivariant_off_the_grid():
     assert err < 0.5
 
 
+def _permuted(layout, obs, node_type, perm):
+    """The layout and observation with ``node_type``'s nodes reordered by ``perm`` (node ``perm[j]`` becomes node
+    ``j``): vectors, edges and node scalars move together."""
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(len(perm))
+    edges = {}
+    for (s, r, d), (src, dst) in layout.edges.items():
+        src = [int(inv[i]) if s == node_type else i for i in src]
+        dst = [int(inv[i]) if d == node_type else i for i in dst]
+        edges[(s, r, d)] = (tuple(src), tuple(dst))
+    scalars = dict(layout.node_scalars or {})
+    if node_type in scalars:
+        scalars[node_type] = tuple(scalars[node_type][int(i)] for i in perm)
+    obs_p = {k: v[:, perm] if k.startswith(node_type) else v for k, v in obs.items()}
+    return replace(layout, edges=edges, node_scalars=scalars or None), obs_p
+
+
 def test_hepi_permutation_of_object_nodes():
     layout, obs = _obs("RigidInsertion-v0")
     torch.manual_seed(0)
     net = HEPiNetwork(layout, hidden=16, basis_dim=8).double()
-    perm = torch.randperm(16)
-    inv = torch.empty_like(perm)
-    inv[perm] = torch.arange(16)
-    edges = {}
-    for (s, r, d), (src, dst) in layout.edges.items():
-        src = [int(inv[i]) if s == "object" else i for i in src]
-        dst = [int(inv[i]) if d == "object" else i for i in dst]
-        edges[(s, r, d)] = (tuple(src), tuple(dst))
-    permuted = net.__class__(replace(layout, edges=edges), hidden=16, basis_dim=8).double()
+    layout_p, obs_p = _permuted(layout, obs, "object", torch.randperm(16))
+    permuted = net.__class__(layout_p, hidden=16, basis_dim=8).double()
     permuted.load_state_dict(net.state_dict())
-    obs_p = {k: v[:, perm] if k.startswith("object") else v for k, v in obs.items()}
     mean, value = net(obs)
     mean_p, value_p = permuted(obs_p)
     assert_close(mean_p, mean)
@@ -113,21 +122,10 @@ def test_hepi_permutation_of_rope_links_that_carry_their_place(heterogeneous):
     n = layout.node_counts["link"]
     torch.manual_seed(0)
     net = HEPiNetwork(layout, hidden=16, basis_dim=8, heterogeneous=heterogeneous).double()
-    perm = torch.randperm(n)
-    inv = torch.empty_like(perm)
-    inv[perm] = torch.arange(n)
-    edges = {}
-    for (s, r, d), (src, dst) in layout.edges.items():
-        src = [int(inv[i]) if s == "link" else i for i in src]
-        dst = [int(inv[i]) if d == "link" else i for i in dst]
-        edges[(s, r, d)] = (tuple(src), tuple(dst))
-    places = dict(layout.node_scalars)
-    places["link"] = tuple(places["link"][int(i)] for i in perm)
-    permuted = HEPiNetwork(
-        replace(layout, edges=edges, node_scalars=places), hidden=16, basis_dim=8, heterogeneous=heterogeneous
-    ).double()
+    layout_p, obs_p = _permuted(layout, obs, "link", torch.randperm(n))
+    assert layout_p.node_scalars["link"] != layout.node_scalars["link"]
+    permuted = HEPiNetwork(layout_p, hidden=16, basis_dim=8, heterogeneous=heterogeneous).double()
     permuted.load_state_dict(net.state_dict())
-    obs_p = {k: v[:, perm] if k.startswith("link") else v for k, v in obs.items()}
     mean, value = net(obs)
     mean_p, value_p = permuted(obs_p)
     assert_close(mean_p, mean)
