@@ -68,10 +68,11 @@ class GraphLayout:
         return tuple(k for k in self.node_keys[node_type] if k != f"{node_type}_pos")
 
 
-def node_scalar_tensors(layout: GraphLayout) -> dict[str, Tensor]:
-    """The layout's node scalars as ``[n, k]`` tensors of the default dtype (as new parameters are), for a module
-    to register as buffers; empty if it has none."""
-    return {t: torch.tensor(rows, dtype=torch.get_default_dtype()) for t, rows in (layout.node_scalars or {}).items()}
+def node_scalar_tensors(layout: GraphLayout, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+    """The layout's node scalars as ``[n, k]`` tensors of ``dtype`` (default: the default dtype, as new parameters
+    are), empty if it has none."""
+    dtype = dtype or torch.get_default_dtype()
+    return {t: torch.tensor(rows, dtype=dtype) for t, rows in (layout.node_scalars or {}).items()}
 
 
 def node_vectors(obs: dict[str, Tensor], layout: GraphLayout, node_type: str) -> tuple[Tensor, Tensor]:

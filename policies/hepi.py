@@ -20,7 +20,7 @@ from geomanip.kernels import (
     ring_grid,
 )
 from geomanip.kernels.fiber_geometry import num_polynomial_features
-from geomanip.policies.graph_obs import GraphLayout
+from geomanip.policies.graph_obs import GraphLayout, node_scalar_tensors
 
 __all__ = ["HEPiNetwork", "edge_invariants"]
 
@@ -159,7 +159,7 @@ class HEPiNetwork(nn.Module):
         self.type_embedding = nn.ParameterDict({t: nn.Parameter(torch.randn(hidden) * 0.1) for t in types})
         # Fixed per-node scalars (a rope link's place along the rope) add an invariant per-node bias to the
         # type embedding.
-        self._node_scalars = scalars = layout.node_scalars or {}
+        scalars = layout.node_scalars or {}
         self.scalar_embed = nn.ModuleDict({t: nn.Linear(len(v[0]), hidden, bias=False) for t, v in scalars.items()})
         self.fiber_basis = PolynomialBasis(1, basis_dim)
         edge_types = list(layout.edges)
@@ -245,7 +245,7 @@ class HEPiNetwork(nn.Module):
                 src={et: torch.tensor(es.src, device=device) for et, es in self._edge_sets.items()},
                 mean={et: m.to(**cast) for et, m in mean.items()},
                 # From the layout's float64 values, not rounded through float32 on their way to float64.
-                scalars={t: torch.tensor(v, dtype=torch.float64).to(**cast) for t, v in self._node_scalars.items()},
+                scalars={t: v.to(**cast) for t, v in node_scalar_tensors(self.layout, torch.float64).items()},
             )
         return self._constants[key]
 
