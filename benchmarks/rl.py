@@ -12,6 +12,8 @@ were evaluated), the random policy's, and wall-clock minutes per million environ
 per task to ``--plots``. ``--final-episodes N`` also tests each run's final checkpoint on N fresh episodes per
 variant set (seeds 20,000+, disjoint from the training-time evaluations at 10,000+; kept in the run's folder) and
 prints those tables too: an evaluation of 10 episodes moves by tens of points from one checkpoint to the next.
+``--test-best`` (with ``--final-episodes``) tests each run's ``best.zip`` the same way, the checkpoint of its best
+training-time evaluation (:func:`~geomanip.policies.training.keep_if_best`), for tasks where RL wears a policy down.
 ``--set`` gives new runs any other training option (a :class:`~geomanip.policies.training.RLConfig` field, ``--set
 mean_bounds_coef=1``); such runs need a ``--tag``, which names their folders and table rows (``hepi_bounds``), so
 they are never mixed up with runs of the task's settings in the same ``--out``.
@@ -34,15 +36,18 @@ from geomanip.policies.training import TEST_SEED, RLConfig, configure, evaluate_
 from geomanip.runs import write_json
 
 
-def final_test(out: Path, summary: dict, episodes: int) -> dict[str, float]:
-    """Metrics of the run's final checkpoint on ``episodes`` fresh episodes per variant set, deterministic and
-    stochastic policy (:func:`~geomanip.policies.training.evaluate_modes`), computed once per checkpoint (cached
-    in ``out / final_test_{episodes}.json`` with the run's step count)."""
-    path = out / f"final_test_{episodes}.json"
-    if path.is_file() and (cached := json.loads(path.read_text()))["steps"] == summary["steps"]:
+def final_test(out: Path, summary: dict, episodes: int, checkpoint: str = "last.zip") -> dict[str, float]:
+    """Metrics of a run's checkpoint (the final one, or ``best.zip``) on ``episodes`` fresh episodes per variant
+    set, deterministic and stochastic policy (:func:`~geomanip.policies.training.evaluate_modes`), computed once per
+    checkpoint (cached in ``out / final_test_{episodes}.json``, ``best_test_{episodes}.json``, with the steps the
+    checkpoint and the run had)."""
+    name = "final" if checkpoint == "last.zip" else Path(checkpoint).stem
+    path = out / f"{name}_test_{episodes}.json"
+    steps = summary["steps"] if checkpoint == "last.zip" else [summary["best"]["steps"], summary["steps"]]
+    if path.is_file() and (cached := json.loads(path.read_text()))["steps"] == steps:
         return cached["metrics"]
-    metrics = evaluate_checkpoint(str(out / "last.zip"), episodes, task=summary["config"]["task"])
-    write_json(path, {"steps": summary["steps"], "episodes": episodes, "metrics": metrics})
+    metrics = evaluate_checkpoint(str(out / checkpoint), episodes, task=summary["config"]["task"])
+    write_json(path, {"steps": steps, "episodes": episodes, "metrics": metrics})
     return metrics
 
 
@@ -129,6 +134,9 @@ def main() -> None:
     parser.add_argument(
         "--final-episodes", type=int, default=0, help="also test each final policy on this many fresh episodes per set"
     )
+    parser.add_argument(
+        "--test-best", action="store_true", help="with --final-episodes, also test each run's best.zip on them"
+    )
     parser.add_argument("--out", default="runs/bench_rl")
     parser.add_argument("--plots", default="docs/images")
     parser.add_argument("--algo", choices=("ppo", "trpl"), default="ppo", help="on-policy algorithm")
@@ -146,6 +154,8 @@ def main() -> None:
         parser.error("--set needs --tag, which keeps these runs apart from those with the task's settings")
     if args.tag and not args.tag.replace("_", "").replace("-", "").isalnum():
         parser.error(f"--tag {args.tag!r}: use letters, digits, '_' and '-' (it names folders and files)")
+    if args.test_best and not args.final_episodes:
+        parser.error("--test-best tests on the --final-episodes episodes: give both")
     if args.quick:
         args.steps, args.evals, args.eval_episodes = 256, 2, 1
     tasks, policies = args.tasks.split(","), args.policies.split(",")
@@ -175,13 +185,15 @@ def main() -> None:
                     summary = run(configure(**options))
                 if args.final_episodes:
                     summary["final_test"] = final_test(out, summary, args.final_episodes)
+                if args.test_best and "best" in summary:  # runs from before best.zip have none
+                    summary["best_test"] = final_test(out, summary, args.final_episodes, "best.zip")
                 by_policy.setdefault(name, []).append(summary)
             rows.append((task, name, by_policy[name]))
         tag = f"_{args.tag}" if args.tag else ""
         plot(task, by_policy, Path(args.plots) / f"rl_{task.split('-')[0].lower()}{tag}.png")
 
     def stat(summaries: list[dict], key: str, part: str = "final") -> str:
-        if any(key not in s[part] for s in summaries):
+        if any(key not in s.get(part, {}) for s in summaries):
             return "n/a"  # a task without held-out variants (the ropes), or runs from before sampled evaluations
         v = np.array([s[part][key] for s in summaries])
         return f"{v.mean():7.1f} ± {v.std():5.1f}" if "return" in key else f"{v.mean():5.0%} ± {v.std():4.0%}"
@@ -208,6 +220,13 @@ def main() -> None:
     for what, part in parts.items():
         table(f"Final policy, mean action, {what}", part)
         table(f"Final policy, sampled actions, {what}", part, "stochastic_")
+    if args.test_best:
+        what = f"tested on {args.final_episodes} fresh episodes per set"
+        table(f"Best checkpoint (best.zip), mean action, {what}", "best_test")
+        table(f"Best checkpoint (best.zip), sampled actions, {what}", "best_test", "stochastic_")
+        for task, policy, summaries in rows:
+            steps = ", ".join(str(s["best"]["steps"]) if "best" in s else "none" for s in summaries)
+            print(f"best.zip of {task} {policy}: from step {steps} (by seed)")
 
 
 if __name__ == "__main__":

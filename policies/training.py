@@ -346,8 +346,10 @@ def evaluate_modes(model: BaseAlgorithm | BasePolicy, cfg: RLConfig, seed: int) 
 # What a run writes in its output folder: the checkpoint, then the rest (deleted first by --overwrite).
 CHECKPOINT = "last.zip"
 PRETRAINED = "pretrained.zip"  # the policy at the end of pretraining (--demo-episodes), as a checkpoint
+BEST = "best.zip"  # the policy of the best evaluation so far (evaluation_score)
 OUTPUTS = (
     "reward_norm.pkl",
+    BEST,
     "run.json",
     "history.json",
     "demonstrations.json",
@@ -366,6 +368,29 @@ def save_model(model: PPO | TRPL, path: Path) -> None:
     if isinstance(venv, VecNormalize):
         runs.save_atomic(path.with_name("reward_norm.pkl"), venv.save)
     runs.save_atomic(path, model.save)
+
+
+def evaluation_score(entry: dict) -> tuple[float, float]:
+    """How an evaluation (a history entry) ranks for ``best.zip``: the success on the training variants of the
+    better of its two policies (mean action, sampled actions), then that policy's return there.
+
+    The held-out variants take no part, so that a best checkpoint's results on them stay a test.
+    """
+    modes = [m for m in ("", "stochastic_") if f"{m}train_success" in entry]  # runs from before sampled ones: ""
+    return max((entry[f"{m}train_success"], entry[f"{m}train_return"]) for m in modes)
+
+
+def keep_if_best(model: PPO | TRPL, out: Path, history: list[dict]) -> None:
+    """Save ``model`` as ``out / best.zip`` when the newest evaluation, ``history[-1]``, scores above every earlier
+    one (:func:`evaluation_score`; on a tie the earlier checkpoint stays).
+
+    RL can wear a good policy down again (a pretrained one on rope shaping: BENCHMARKS.md), and the last
+    checkpoint is then not the one to keep. The choice rests on evaluations of ``eval_episodes`` episodes, so
+    it favours a lucky one: test the best checkpoint on fresh episodes (``geomanip evaluate --checkpoint
+    OUT/best.zip``, seeded apart from the evaluations) before reporting it.
+    """
+    if all(evaluation_score(history[-1]) > evaluation_score(h) for h in history[:-1]):
+        runs.save_atomic(out / BEST, model.save)
 
 
 class EvaluateAndCheckpoint(BaseCallback):
@@ -408,6 +433,7 @@ class EvaluateAndCheckpoint(BaseCallback):
         self.logger.dump(self.num_timesteps)
         self.history.append({"steps": self.num_timesteps, **metrics, "train_seconds": self.train_seconds()})
         save_model(self.model, self.out / CHECKPOINT)
+        keep_if_best(self.model, self.out, self.history)
         runs.write_json(self.out / "history.json", self.history)
         if not self.cfg.progress:  # a log's only sign of life between the start and the summary
             print(evaluation_line(self.history[-1], self.cfg.total_steps), flush=True)
@@ -643,6 +669,7 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
     ]
     save_model(model, out / CHECKPOINT)
     runs.save_atomic(out / PRETRAINED, model.save)  # kept: RL may move the policy away from it (BENCHMARKS.md)
+    keep_if_best(model, out, history)
     runs.write_json(out / "history.json", history)
     print(evaluation_line(history[-1], cfg.total_steps), flush=True)
     return history
@@ -657,7 +684,11 @@ def evaluate_random_policy(cfg: RLConfig, action_dim: int) -> dict[str, float]:
 def write_summary(
     cfg: RLConfig, out: Path, steps: int, seconds: float, history: list[dict], random_metrics: dict[str, float]
 ) -> dict:
-    """Write ``summary.json`` and ``learning_curve.png``; returns the summary."""
+    """Write ``summary.json`` and ``learning_curve.png``; returns the summary.
+
+    ``best`` is the evaluation that ``best.zip`` holds (:func:`keep_if_best`), where the run has one: runs begun
+    before best checkpoints were kept have none until an evaluation beats all of their earlier ones.
+    """
     summary = {
         "config": asdict(cfg),
         "steps": steps,
@@ -666,6 +697,8 @@ def write_summary(
         "random": random_metrics,
         "history": history,
     }
+    if (out / BEST).is_file():
+        summary["best"] = max(history, key=evaluation_score)  # the first of equal scores, as keep_if_best keeps
     runs.write_json(out / "summary.json", summary)
     plot_learning_curve(history, random_metrics, out / "learning_curve.png", f"{cfg.policy} on {cfg.task}")
     return summary

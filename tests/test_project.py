@@ -164,12 +164,16 @@ def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     # Other training options go to new runs under a tag of their own, beside the runs of the task's settings.
     cmd[cmd.index("hepi,mlp")] = "mlp"
     run_options = dict(capture_output=True, text=True, timeout=600, cwd=ROOT)
-    tagged = subprocess.run(cmd + ["--set", "mean_bounds_coef=0.5", "--tag", "bounds"], **run_options)
+    tagged = subprocess.run(cmd + ["--set", "mean_bounds_coef=0.5", "--tag", "bounds", "--test-best"], **run_options)
     assert tagged.returncode == 0, tagged.stderr
     rows = [line.split("|")[1].strip() for line in tagged.stdout.splitlines() if line.startswith("RigidSliding")]
-    assert rows == ["mlp_bounds", "random"] * 4
-    config = json.loads((tmp_path / "runs" / "RigidSliding-v0" / "mlp_bounds" / "seed0" / "run.json").read_text())
+    assert rows == ["mlp_bounds", "random"] * 6  # --test-best adds best.zip's two tables
+    tagged_run = tmp_path / "runs" / "RigidSliding-v0" / "mlp_bounds" / "seed0"
+    config = json.loads((tagged_run / "run.json").read_text())
     assert config["mean_bounds_coef"] == 0.5
+    best = json.loads((tagged_run / "summary.json").read_text())["best"]
+    assert json.loads((tagged_run / "best_test_2.json").read_text())["steps"] == [best["steps"], 256]
+    assert f"best.zip of RigidSliding-v0 mlp_bounds: from step {best['steps']} (by seed)" in tagged.stdout
     assert (tmp_path / "plots" / "rl_rigidsliding_bounds.png").is_file()
     untagged = subprocess.run(cmd + ["--set", "mean_bounds_coef=0.5"], **run_options)
     assert untagged.returncode == 2 and "--set needs --tag" in untagged.stderr

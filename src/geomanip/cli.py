@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     add_dataclass_args(body, BodyConfig, "body.")
     evaluate = sub.add_parser("evaluate", help="evaluate a saved RL checkpoint or a shipped policy")
     source = evaluate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a last.zip written by a training run")
+    source.add_argument(
+        "--checkpoint", help="a checkpoint written by a training run: last.zip, best.zip or pretrained.zip"
+    )
     source.add_argument("--pretrained", metavar="TASK", help="the policy shipped with the package for TASK")
     evaluate.add_argument("--episodes", type=int, default=20, help="episodes per shape set (default: 20)")
     evaluate.add_argument("--eval-task", default=None, help="expected task id (error if the checkpoint's differs)")
@@ -141,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"  {s} variants: return {final[s + '_return']:.1f} (random {rand[s + '_return']:.1f}), "
                     f"success {final[s + '_success']:.0%}{sampled} (random {rand[s + '_success']:.0%})"
                 )
-            print(f"  outputs: {cfg.out} (summary.json, learning_curve.png, last.zip, tb/)")
+            best = summary.get("best")
+            if best is not None and best["steps"] != final["steps"]:
+                print(f"  the best evaluation was at {best['steps']} steps: its policy is best.zip")
+            print(f"  outputs: {cfg.out} (summary.json, learning_curve.png, last.zip, best.zip, tb/)")
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

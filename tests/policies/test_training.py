@@ -49,8 +49,9 @@ def test_training_run_writes_its_outputs_and_resumes(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" steps")[0] for line in lines] == ["128 / 256", "256 / 256"]
     assert all("train success" in line and "unseen success" in line and "(sampled" in line for line in lines)
-    for name in ("last.zip", "run.json", "summary.json", "learning_curve.png", "history.json"):
+    for name in ("last.zip", "best.zip", "run.json", "summary.json", "learning_curve.png", "history.json"):
         assert (out / name).is_file(), name
+    assert summary["best"] == max(summary["history"], key=training.evaluation_score)
     assert any((out / "tb").rglob("events.*"))
     assert [h["steps"] for h in summary["history"]] == [128, 256]
     assert {"train_success", "unseen_success", "train_return", "unseen_return"} <= set(summary["final"])
@@ -86,6 +87,45 @@ def test_the_stochastic_evaluation_is_seeded_and_leaves_the_training_random_stre
     # The untrained policy's std is 1: its sampled actions are not its mean actions.
     assert first["stochastic_train_return"] != first["train_return"]
     assert evaluate_modes(model, cfg, seed=6)["stochastic_train_return"] != first["stochastic_train_return"]
+
+
+def test_best_zip_holds_the_policy_of_the_best_evaluation_on_the_training_variants(tmp_path):
+    cfg = RLConfig(out=str(tmp_path), policy="mlp", **TINY)
+    model, _ = build_or_resume_model(cfg, tmp_path, torch.device("cpu"))
+
+    def evaluation(steps, success, sampled_success, ret):
+        # Held-out results that would reverse the order if they counted.
+        return {
+            "steps": steps,
+            "train_success": success,
+            "train_return": ret,
+            "stochastic_train_success": sampled_success,
+            "stochastic_train_return": ret - 1.0,
+            "unseen_success": 1.0 - success,
+            "unseen_return": -ret,
+        }
+
+    def kept_steps():  # each evaluated policy is marked by its log std
+        return PPO.load(tmp_path / "best.zip").policy.log_std.mean().item()
+
+    history = []
+    # (steps, success with the mean action, with sampled actions, return, kept as best?)
+    for steps, success, sampled, ret, kept in [
+        (0, 0.5, 0.0, -10.0, True),  # the first evaluation
+        (1, 0.2, 0.4, -5.0, False),  # a higher return does not outrank a higher success
+        (2, 0.0, 0.6, -30.0, True),  # the better of the two policies counts: sampled actions here
+        (3, 0.6, 0.0, -31.0, False),  # a tie (0.6, -31: step 2's sampled return) stays with the earlier one
+        (4, 0.6, 0.6, -25.0, True),  # at equal success, the return decides
+        (5, 0.0, 0.0, -1.0, False),
+    ]:
+        with torch.no_grad():
+            model.policy.log_std.fill_(steps)
+        history.append(evaluation(steps, success, sampled, ret))
+        training.keep_if_best(model, tmp_path, history)
+        assert (kept_steps() == steps) == kept, steps
+    assert kept_steps() == 4 == max(history, key=training.evaluation_score)["steps"]
+    # Runs from before the sampled policy was evaluated rank by the mean action alone.
+    assert training.evaluation_score({"train_success": 0.3, "train_return": -2.0}) == (0.3, -2.0)
 
 
 def test_a_budget_inside_a_rollout_is_evaluated_once_at_the_end(tmp_path):
