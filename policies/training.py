@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,6 +88,10 @@ class RLConfig:
     subproc: bool = False
     """Run the environments in subprocesses (SubprocVecEnv) instead of in this process (where the rigid tasks
     are stepped as one batch, :class:`geomanip.envs.vector.RigidVectorEnv`, and the others by a DummyVecEnv)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the task's environment, in training, pretraining and every evaluation (the RL Zoo's
+    env_kwargs), as JSON: --env-kwargs '{"final_weight": 0}'. A settings file gives them as a table. The variant
+    sets' own arguments (shape, holes) are not allowed."""
     sim: Literal["mujoco", "warp"] = "mujoco"
     """Simulator of the training environments (rigid tasks): mujoco (C MuJoCo on the CPU) or warp (MuJoCo Warp,
     on the policy's device: thousands of environments on a GPU; needs pip install "geomanip[warp]"). With warp
@@ -182,6 +186,7 @@ class RLConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)} (leave it out for the default)")
         if self.critic is not None and (self.policy == "mlp" or self.critic not in CRITICS):
             raise ValueError(f"critic {self.critic!r} is not one of {', '.join(CRITICS)} for a graph policy")
+        self._validate_env_kwargs()
         if self.sim == "warp":
             if self.task not in envs.RIGID_TASKS or self.subproc:
                 raise ValueError(f"sim 'warp' runs the rigid tasks in this process, not {self.task!r} or with subproc")
@@ -204,6 +209,18 @@ class RLConfig:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (PyTorch's default) or positive, got {self.threads}")
+
+    def _validate_env_kwargs(self) -> None:
+        if not isinstance(self.env_kwargs, dict) or not all(isinstance(k, str) for k in self.env_kwargs):
+            raise ValueError(f"env_kwargs must map argument names to values, got {self.env_kwargs!r}")
+        reserved = sorted(set(self.env_kwargs) & {k for kw in variant_sets(self.task).values() for k in kw})
+        if reserved:
+            raise ValueError(f"env_kwargs may not set {reserved}: the training and held-out variant sets set them")
+        if self.env_kwargs:
+            try:  # the environment checks its own arguments' names and values
+                gym.make(self.task, **self.env_kwargs).close()
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"env_kwargs {self.env_kwargs}: {self.task} refuses them ({exc})") from exc
 
 
 def task_settings(task: str, policy: str) -> dict[str, Any]:
@@ -253,6 +270,12 @@ def variant_sets(task: str) -> dict[str, dict]:
     return {"train": {}}
 
 
+def variant_kwargs(cfg: RLConfig) -> dict[str, dict]:
+    """:func:`variant_sets` of ``cfg.task`` with ``cfg.env_kwargs`` added to each: the environments a run trains and
+    evaluates on."""
+    return {name: {**kwargs, **cfg.env_kwargs} for name, kwargs in variant_sets(cfg.task).items()}
+
+
 def network_kwargs(cfg: RLConfig) -> dict[str, int]:
     """The network options of ``cfg`` that apply to its policy and were given (the others are the network's
     defaults, defined once in its class, so ``make_policy(name, env)`` builds what ``geomanip train`` trains)."""
@@ -277,7 +300,7 @@ def make_training_envs(cfg: RLConfig) -> VecEnv:
     SB3's ``DummyVecEnv`` of single environments, in fewer Python calls), the others in a ``DummyVecEnv``;
     with ``cfg.subproc``, each environment in its own process (``SubprocVecEnv``).
     """
-    train_kwargs = variant_sets(cfg.task)["train"]
+    train_kwargs = variant_kwargs(cfg)["train"]
     if cfg.sim == "warp":
         device = str(runs.resolve_device(cfg.device))
         return VecMonitor(
@@ -322,7 +345,7 @@ def evaluate_policy(predict, task: str, env_kwargs: dict, episodes: int, seed: i
 
 def evaluate_both(predict, cfg: RLConfig, seed: int) -> dict[str, float]:
     out = {}
-    for name, env_kwargs in variant_sets(cfg.task).items():
+    for name, env_kwargs in variant_kwargs(cfg).items():
         for k, v in evaluate_policy(predict, cfg.task, env_kwargs, cfg.eval_episodes, seed).items():
             out[f"{name}_{k}"] = v
     return out
@@ -648,7 +671,7 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
     rounds = pretrain(
         model,
         cfg.task,
-        variant_sets(cfg.task)["train"],
+        variant_kwargs(cfg)["train"],
         cfg.demo_episodes,
         cfg.demo_rounds,
         cfg.demo_epochs,
@@ -733,15 +756,16 @@ def evaluate_and_film(
     cfg.eval_episodes = episodes
     metrics = evaluate_modes(model, cfg, seed)
     if video:
-        write_video(lambda obs: model.predict(obs, deterministic=True)[0], cfg.task, Path(video), seed)
+        kwargs = variant_kwargs(cfg)["train"]
+        write_video(lambda obs: model.predict(obs, deterministic=True)[0], cfg.task, Path(video), seed, kwargs)
     return metrics
 
 
-def write_video(predict, task: str, path: Path, seed: int, fps: int = 25) -> None:
-    """A GIF of one episode (training shapes)."""
+def write_video(predict, task: str, path: Path, seed: int, env_kwargs: dict, fps: int = 25) -> None:
+    """A GIF of one episode of ``task`` made with ``env_kwargs`` (a run's: :func:`variant_kwargs`)."""
     from PIL import Image
 
-    env = gym.make(task, render_mode="rgb_array", width=320, height=320)
+    env = gym.make(task, render_mode="rgb_array", width=320, height=320, **env_kwargs)
     obs, _ = env.reset(seed=seed)
     frames, done = [env.render()], False
     while not done:

@@ -17,6 +17,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import json
 import sys
 import textwrap
 import types
@@ -60,13 +61,27 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
             hint = args[0]  # an optional option (default None): typed as its one other type
         kind = typing.get_origin(hint)
         common = {"dest": prefix + f.name, "default": argparse.SUPPRESS}
-        common["help"] = f"{docs.get(f.name, '')} (default: {f.default})"
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        common["help"] = f"{docs.get(f.name, '')} (default: {default})"
         if hint is bool:
             parser.add_argument(name, action=argparse.BooleanOptionalAction, **common)
         elif kind is typing.Literal:
             parser.add_argument(name, choices=typing.get_args(hint), **common)
+        elif kind is dict:
+            parser.add_argument(name, type=_json_object, metavar="JSON", **common)
         else:
             parser.add_argument(name, type=hint, metavar=f.name.upper(), **common)
+
+
+def _json_object(text: str) -> dict:
+    """A command-line JSON object (``'{"final_weight": 0}'``), or argparse's error naming the problem."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"name\": 1}}', got {text!r}")
+    return value
 
 
 def _given(args: argparse.Namespace, prefix: str) -> dict[str, object]:

@@ -256,6 +256,38 @@ def test_deformable_tasks_train_and_evaluate_their_variant_sets(tmp_path):
     assert variant_sets("RigidSliding-v0")["unseen"] == {"shape": "unseen"}
 
 
+def test_env_kwargs_reach_the_training_and_evaluation_environments_and_the_saved_run(tmp_path, capsys):
+    # Sliding with a horizon of 20 steps (its own is 100), in training and on both evaluation sets.
+    cfg = configure(task="RigidSliding-v0", policy="mlp", env_kwargs={"horizon": 20}, out=str(tmp_path / "a"))
+    venv = make_training_envs(cfg)
+    venv.reset()
+    zeros = np.zeros((cfg.n_envs, venv.action_space.shape[0]), dtype=np.float32)
+    assert [bool(venv.step(zeros)[2].all()) for _ in range(20)] == [False] * 19 + [True]
+    steps = []
+    training.evaluate_both(lambda obs: steps.append(1) or zeros[:1].repeat(len(obs["gripper_pos"]), 0), cfg, seed=0)
+    assert len(steps) == 2 * 20
+
+    out = tmp_path / "run"
+    tiny = ["--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--n-epochs", "1", "--eval-episodes", "1"]
+    tiny += ["--task", "RigidSliding-v0", "--policy", "mlp", "--total-steps", "128", "--no-progress", "--out", str(out)]
+    assert main(["train", *tiny, "--env-kwargs", '{"horizon": 20}']) == 0
+    assert json.loads((out / "run.json").read_text())["env_kwargs"] == {"horizon": 20}
+    assert main(["--resume", "--total-steps", "256", "--no-progress", "--out", str(out)]) == 0  # kept on resume
+    assert json.loads((out / "run.json").read_text())["env_kwargs"] == {"horizon": 20}
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit):
+        main(["train", *tiny, "--env-kwargs", "[20]"])
+    assert "expected a JSON object" in capsys.readouterr().err
+    for kwargs, message in [
+        ({"shape": "unseen"}, r"env_kwargs may not set \['shape'\]: the training and held-out variant sets"),
+        ({"wings": 2}, r"RigidSliding-v0 refuses them .*wings"),
+        ({"horizon": 0}, r"RigidSliding-v0 refuses them \(horizon and frame_skip must be positive"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            configure(task="RigidSliding-v0", env_kwargs=kwargs).validate()
+
+
 def test_rigid_training_envs_are_batched_and_give_the_episodes_of_single_environments():
     """run() steps rigid tasks through RigidVectorEnv; its episodes must be those of SB3's DummyVecEnv with
     the same seeds (the seeding convention included), through an episode end and its reset."""
@@ -309,6 +341,10 @@ def test_a_settings_file_with_unknown_keys_is_refused(tmp_path, monkeypatch):
     (tmp_path / "RigidSliding-v0.toml").write_text("[hepii]\nhidden = 8\n")
     with pytest.raises(ValueError, match="unknown tables"):
         task_settings("RigidSliding-v0", "hepi")
+    # The environment's arguments are a table; the command line's replace it whole.
+    (tmp_path / "RigidSliding-v0.toml").write_text("[all]\nenv_kwargs = { horizon = 20 }\n")
+    assert configure(task="RigidSliding-v0").env_kwargs == {"horizon": 20}
+    assert configure(task="RigidSliding-v0", env_kwargs={"frame_skip": 4}).env_kwargs == {"frame_skip": 4}
 
 
 def test_batched_evaluation_gives_the_episodes_of_single_environments():
