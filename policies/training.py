@@ -28,6 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure as configure_logger
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
 from geomanip import envs, runs
@@ -151,6 +152,9 @@ class RLConfig:
     """PPO epochs per update."""
     lr: float = 3e-4
     """Adam learning rate."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    """constant: lr throughout; linear: from lr down to 0 at total_steps, by the steps done (the RL Zoo's lin_
+    schedules; a run resumed with a larger budget follows the new budget's line)."""
     gamma: float = 0.99
     """Discount factor (of the returns the critic learns and the reward scaler tracks)."""
     ent_coef: float = 0.005
@@ -602,7 +606,7 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
     # unless given again), not its checkpoint's. SB3's load sets them before it builds the rollout buffer and the
     # learning-rate schedule, so an option given with --resume is used, as run.json records, never silently dropped.
     options = dict(
-        learning_rate=cfg.lr,
+        learning_rate=cfg.lr if cfg.lr_schedule == "constant" else LinearSchedule(cfg.lr, 0.0, 1.0),
         n_steps=cfg.n_steps,
         batch_size=cfg.batch_size,
         n_epochs=cfg.n_epochs,

@@ -128,6 +128,17 @@ def test_best_zip_holds_the_policy_of_the_best_evaluation_on_the_training_varian
     assert training.evaluation_score({"train_success": 0.3, "train_return": -2.0}) == (0.3, -2.0)
 
 
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+def test_the_learning_rate_schedule(tmp_path, schedule):
+    # Two rollouts of 128 steps, budget 256: the linear schedule's updates run at 1/2 and 0 of the rate, so
+    # the last update leaves the optimizer at 0.
+    out = tmp_path / schedule
+    run(RLConfig(out=str(out), policy="mlp", lr=1e-3, lr_schedule=schedule, **TINY))
+    model = PPO.load(out / "last.zip")
+    assert model.policy.optimizer.param_groups[0]["lr"] == (1e-3 if schedule == "constant" else 0.0)
+    assert model.lr_schedule(0.5) == pytest.approx(1e-3 if schedule == "constant" else 5e-4)
+
+
 def test_a_budget_inside_a_rollout_is_evaluated_once_at_the_end(tmp_path):
     # Rollouts of 128 steps, evaluations every 100 (each at the next rollout boundary), budget 200: the
     # evaluation due at 200 falls inside the second rollout, which runs on to 256; the run evaluates once
