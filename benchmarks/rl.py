@@ -200,19 +200,21 @@ def main() -> None:
 
     columns = {"train_success": 13, "unseen_success": 14, "train_return": 15, "unseen_return": 15}
 
+    name_width = max(11, *(len(policy) for _, policy, _ in rows))  # tagged names are longer
+
     def table(title: str, part: str, prefix: str = "") -> None:
         print(f"\n{title}, mean ± std over {args.seeds} seeds")
-        header = f"{'task':<26} | {'policy':<11} | {'steps':>9} | {'success train':>13} | {'success unseen':>14} | "
-        header += f"{'return train':>15} | {'return unseen':>15} | {'min / 1M steps':>14}"
+        header = f"{'task':<26} | {'policy':<{name_width}} | {'steps':>9} | {'success train':>13} | "
+        header += f"{'success unseen':>14} | {'return train':>15} | {'return unseen':>15} | {'min / 1M steps':>14}"
         print(header)
         print("-" * len(header))
         for i, (task, policy, summaries) in enumerate(rows):
             minutes = np.mean([s["train_seconds"] / s["steps"] * 1e6 / 60 for s in summaries])
             cells = " | ".join(f"{stat(summaries, prefix + key, part):>{width}}" for key, width in columns.items())
-            print(f"{task:<26} | {policy:<11} | {summaries[0]['steps']:>9} | {cells} | {minutes:14.0f}")
+            print(f"{task:<26} | {policy:<{name_width}} | {summaries[0]['steps']:>9} | {cells} | {minutes:14.0f}")
             if i == len(rows) - 1 or rows[i + 1][0] != task:
                 cells = " | ".join(f"{stat(summaries, key, 'random'):>{width}}" for key, width in columns.items())
-                print(f"{task:<26} | {'random':<11} | {'':>9} | {cells} |")
+                print(f"{task:<26} | {'random':<{name_width}} | {'':>9} | {cells} |")
 
     parts = {"the runs' last evaluation": "final"}
     if args.final_episodes:
