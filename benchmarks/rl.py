@@ -32,18 +32,27 @@ import numpy as np
 import torch
 
 from geomanip.policies import POLICIES
-from geomanip.policies.training import TEST_SEED, RLConfig, configure, evaluate_checkpoint, label_steps_axis, run
+from geomanip.policies.training import (
+    BEST,
+    CHECKPOINT,
+    TEST_SEED,
+    RLConfig,
+    configure,
+    evaluate_checkpoint,
+    label_steps_axis,
+    run,
+)
 from geomanip.runs import write_json
 
 
-def final_test(out: Path, summary: dict, episodes: int, checkpoint: str = "last.zip") -> dict[str, float]:
+def final_test(out: Path, summary: dict, episodes: int, checkpoint: str = CHECKPOINT) -> dict[str, float]:
     """Metrics of a run's checkpoint (the final one, or ``best.zip``) on ``episodes`` fresh episodes per variant
     set, deterministic and stochastic policy (:func:`~geomanip.policies.training.evaluate_modes`), computed once per
     checkpoint (cached in ``out / final_test_{episodes}.json``, ``best_test_{episodes}.json``, with the steps the
     checkpoint and the run had)."""
-    name = "final" if checkpoint == "last.zip" else Path(checkpoint).stem
-    path = out / f"{name}_test_{episodes}.json"
-    steps = summary["steps"] if checkpoint == "last.zip" else [summary["best"]["steps"], summary["steps"]]
+    best = checkpoint == BEST
+    path = out / f"{'best' if best else 'final'}_test_{episodes}.json"
+    steps = [summary["best"]["steps"], summary["steps"]] if best else summary["steps"]
     if path.is_file() and (cached := json.loads(path.read_text()))["steps"] == steps:
         return cached["metrics"]
     metrics = evaluate_checkpoint(str(out / checkpoint), episodes, task=summary["config"]["task"])
@@ -174,7 +183,7 @@ def main() -> None:
                 if summary_path.is_file() and json.loads(summary_path.read_text())["steps"] >= steps:
                     summary = json.loads(summary_path.read_text())
                 else:
-                    resume = (out / "last.zip").is_file()
+                    resume = (out / CHECKPOINT).is_file()
                     options = dict(total_steps=steps, out=str(out), resume=resume, progress=False)
                     if not resume:
                         options |= dict(task=task, policy=policy, algo=args.algo, seed=seed)
@@ -186,7 +195,7 @@ def main() -> None:
                 if args.final_episodes:
                     summary["final_test"] = final_test(out, summary, args.final_episodes)
                 if args.test_best and "best" in summary:  # runs from before best.zip have none
-                    summary["best_test"] = final_test(out, summary, args.final_episodes, "best.zip")
+                    summary["best_test"] = final_test(out, summary, args.final_episodes, BEST)
                 by_policy.setdefault(name, []).append(summary)
             rows.append((task, name, by_policy[name]))
         tag = f"_{args.tag}" if args.tag else ""
