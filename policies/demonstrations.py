@@ -26,9 +26,11 @@ The episodes are seeded from ``DEMO_SEED`` on, apart from training's, evaluation
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -39,6 +41,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from torch.nn import functional as F
 
 from geomanip.envs.scripted import scripted_controller
+from geomanip.runs import save_atomic
 
 __all__ = ["DEMO_SEED", "Demonstrations", "collect", "fit", "pretrain"]
 
@@ -48,6 +51,7 @@ MAX_EPISODES = 1_000
 """Most episodes a run's rounds may use together, so that two run seeds never share an episode."""
 
 Observation = dict[str, np.ndarray]
+OBSERVATION_PREFIX = "observations."  # of the observation arrays' names in a saved file
 
 
 @dataclass
@@ -80,6 +84,25 @@ class Demonstrations:
                 running = rewards[i] + gamma * running
                 targets[i] = running
         return targets
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write every array to ``path`` (a compressed ``.npz``), atomically."""
+        arrays = {f"{OBSERVATION_PREFIX}{k}": v for k, v in self.observations.items()}
+        arrays |= {f.name: getattr(self, f.name) for f in fields(self) if f.name != "observations"}
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as file:  # a file object: np.savez would otherwise add its own suffix
+                np.savez_compressed(file, **arrays)
+
+        save_atomic(path, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Demonstrations:
+        """The demonstrations :meth:`save` wrote to ``path``."""
+        with np.load(path) as saved:
+            prefix = OBSERVATION_PREFIX
+            observations = {k.removeprefix(prefix): saved[k] for k in saved.files if k.startswith(prefix)}
+            return cls(observations, **{k: saved[k] for k in saved.files if not k.startswith(prefix)})
 
     @staticmethod
     def concatenate(parts: list[Demonstrations]) -> Demonstrations:
@@ -205,11 +228,14 @@ def pretrain(
     lr: float,
     seed: int,
     log: Callable[[dict], None] = print,
-) -> list[dict]:
+) -> tuple[list[dict], Demonstrations]:
     """Pretrain ``model``'s policy (an SB3 ``PPO`` or ``TRPL``) in ``rounds`` rounds of ``episodes`` episodes each:
-    behaviour cloning, then DAgger (module docstring); ``seed`` is the run's. Returns one record per round, also
-    passed to ``log``: samples so far, the acting policy's (round 1: the scripted controller's) success rate and
-    mean return on that round's episodes, the fit's final errors, and the seconds so far.
+    behaviour cloning, then DAgger (module docstring); ``seed`` is the run's.
+
+    Returns one record per round, also passed to ``log`` (samples so far, the acting policy's (round 1: the
+    scripted controller's) success rate and mean return on that round's episodes, the fit's final errors, and the
+    seconds so far), and every round's demonstrations together, their rewards scaled as the policy's value was
+    fitted to them.
     """
     if episodes < 1 or rounds < 1 or epochs < 1:
         raise ValueError(
@@ -242,4 +268,4 @@ def pretrain(
         }
         records.append(record)
         log(record)
-    return records
+    return records, data

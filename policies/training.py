@@ -36,7 +36,8 @@ from geomanip.envs.vector import make_vector_env
 from geomanip.envs.warp_batch import warp_available
 from geomanip.policies import POLICIES, make_policy
 from geomanip.policies.demonstrations import MAX_EPISODES as MAX_DEMO_EPISODES
-from geomanip.policies.demonstrations import pretrain
+from geomanip.policies.demonstrations import Demonstrations, pretrain
+from geomanip.policies.imitation_term import add_imitation_term
 from geomanip.policies.mean_bounds import penalize_mean_beyond_bounds
 from geomanip.policies.sb3 import CRITICS
 from geomanip.policies.trpl import TRPL
@@ -142,6 +143,11 @@ class RLConfig:
     """Pretraining rounds: the first clones the scripted controller, each further one is a DAgger round."""
     demo_epochs: int = 10
     """Passes over the demonstrations collected so far after each pretraining round."""
+    demo_coef: float = 0.0
+    """Weight of an imitation term kept in the loss during RL: every gradient step also fits the action mean to a
+    minibatch of the pretraining's demonstrations (DAPG's augmented loss, geomanip.policies.imitation_term; 0: none,
+    the default). Needs demo_episodes; the demonstrations are kept in the run's folder (demonstrations.npz) for
+    --resume."""
     n_steps: int = 64
     """Rollout length per environment between updates."""
     batch_size: int = 64
@@ -203,6 +209,11 @@ class RLConfig:
             raise ValueError(
                 f"demo_episodes must be 0 (no pretraining) or positive and demo_rounds, demo_epochs positive, got "
                 f"{self.demo_episodes}, {self.demo_rounds}, {self.demo_epochs}"
+            )
+        if self.demo_coef < 0 or (self.demo_coef > 0 and self.demo_episodes == 0):
+            raise ValueError(
+                f"demo_coef must be 0 (no imitation term) or positive with demo_episodes (the demonstrations it "
+                f"imitates), got demo_coef {self.demo_coef} with demo_episodes {self.demo_episodes}"
             )
         if self.demo_episodes * self.demo_rounds > MAX_DEMO_EPISODES:
             raise ValueError(
@@ -374,12 +385,14 @@ def evaluate_modes(model: BaseAlgorithm | BasePolicy, cfg: RLConfig, seed: int) 
 CHECKPOINT = "last.zip"
 PRETRAINED = "pretrained.zip"  # the policy at the end of pretraining (--demo-episodes), as a checkpoint
 BEST = "best.zip"  # the policy of the best evaluation so far (evaluation_score)
+DEMONSTRATIONS = "demonstrations.npz"  # pretraining's demonstrations, kept for the imitation term (demo_coef)
 OUTPUTS = (
     "reward_norm.pkl",
     BEST,
     "run.json",
     "history.json",
     "demonstrations.json",
+    DEMONSTRATIONS,
     PRETRAINED,
     "learning_curve.png",
     "tb",
@@ -566,12 +579,22 @@ def run(cfg: RLConfig) -> dict:
     out = runs.prepare_output(cfg.out, cfg.resume, cfg.overwrite, (CHECKPOINT,), OUTPUTS)
     if cfg.resume:
         runs.check_resume(out / CHECKPOINT, runs.saved_config(out) or {}, asdict(cfg), RESUME_KEYS)
+        if cfg.demo_coef > 0 and not (out / DEMONSTRATIONS).is_file():
+            raise ValueError(
+                f"demo_coef {cfg.demo_coef}: {out} keeps no demonstrations ({DEMONSTRATIONS}); only a run pretrained "
+                "with demo_coef keeps them"
+            )
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     model, history = build_or_resume_model(cfg, out, device)
     runs.write_json(out / "run.json", asdict(cfg))
+    demonstrations = None
     if cfg.demo_episodes > 0 and not cfg.resume:
-        history = pretrain_on_demonstrations(model, cfg, out)
+        history, demonstrations = pretrain_on_demonstrations(model, cfg, out)
+    if cfg.demo_coef > 0:  # a hook, not saved with the checkpoint: installed again on every resume
+        if demonstrations is None:
+            demonstrations = Demonstrations.load(out / DEMONSTRATIONS)
+        add_imitation_term(model, demonstrations, cfg.demo_coef, cfg.batch_size, cfg.seed)
     random_metrics = evaluate_random_policy(cfg, model.action_space.shape[0])
 
     callback = EvaluateAndCheckpoint(cfg, out, history)
@@ -647,11 +670,12 @@ def build_or_resume_model(cfg: RLConfig, out: Path, device: torch.device) -> tup
     return model, history
 
 
-def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> list[dict]:
+def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> tuple[list[dict], Demonstrations]:
     """Pretrain a new model on the scripted controller (:func:`geomanip.policies.demonstrations.pretrain`), write
     its rounds to ``demonstrations.json``, evaluate it and checkpoint it (also as ``pretrained.zip``, which
     ``geomanip evaluate --checkpoint`` reads like ``last.zip``); returns the run's history, whose first
-    entry (step 0) is that evaluation, its ``train_seconds`` the pretraining's.
+    entry (step 0) is that evaluation, its ``train_seconds`` the pretraining's, and the demonstrations (also
+    written to ``demonstrations.npz`` when ``cfg.demo_coef`` keeps imitating them).
 
     A run interrupted during pretraining has no checkpoint yet: the same command starts it again from the
     beginning (the folder holds no run to refuse, :func:`geomanip.runs.prepare_output`).
@@ -672,7 +696,7 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
             flush=True,
         )
 
-    rounds = pretrain(
+    rounds, demonstrations = pretrain(
         model,
         cfg.task,
         variant_kwargs(cfg)["train"],
@@ -685,6 +709,8 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
         log,
     )
     runs.write_json(out / "demonstrations.json", rounds)
+    if cfg.demo_coef > 0:
+        demonstrations.save(out / DEMONSTRATIONS)
     metrics = evaluate_modes(model, cfg, seed=EVAL_SEED)
     for k, v in metrics.items():
         tensorboard.record(f"eval/{k}", v)
@@ -699,7 +725,7 @@ def pretrain_on_demonstrations(model: PPO | TRPL, cfg: RLConfig, out: Path) -> l
     keep_if_best(model, out, history)
     runs.write_json(out / "history.json", history)
     print(evaluation_line(history[-1], cfg.total_steps), flush=True)
-    return history
+    return history, demonstrations
 
 
 def evaluate_random_policy(cfg: RLConfig, action_dim: int) -> dict[str, float]:

@@ -110,10 +110,11 @@ def test_fitting_clones_the_controllers_actions_and_the_returns():
 def test_pretraining_rounds_and_their_checks():
     model = _mlp_model()
     logged = []
-    rounds = pretrain(model, "RigidSliding-v0", {}, 2, 2, 1, 64, 1e-3, seed=1, log=logged.append)
+    rounds, data = pretrain(model, "RigidSliding-v0", {}, 2, 2, 1, 64, 1e-3, seed=1, log=logged.append)
     assert rounds == logged and [r["round"] for r in rounds] == [1, 2]
     assert [r["acting"] for r in rounds] == ["scripted", "policy"]
     assert rounds[0]["success"] == 1.0 and [r["samples"] for r in rounds] == [200, 400]
+    assert len(data) == 400 and np.unique(data.episode).tolist() == [0, 1, 2, 3]  # both rounds' episodes
     with pytest.raises(ValueError, match="at most 1000 episodes"):
         pretrain(model, "RigidSliding-v0", {}, 600, 2, 1, 64, 1e-3, seed=1)
     with pytest.raises(ValueError, match="positive episodes, rounds and epochs"):
@@ -170,3 +171,15 @@ def test_the_discount_reaches_the_algorithm_and_the_reward_scaler(tmp_path):
     cfg = RLConfig(out=str(tmp_path / "run"), gamma=0.9, **TINY)
     model, _ = build_or_resume_model(cfg, tmp_path, torch.device("cpu"))
     assert model.gamma == 0.9 and model.get_env().gamma == 0.9
+
+
+def test_demonstrations_are_saved_and_loaded_whole(tmp_path):
+    data = collect("RigidSliding-v0", {}, [1, 2])
+    data.save(tmp_path / "demonstrations.npz")
+    again = Demonstrations.load(tmp_path / "demonstrations.npz")
+    assert sorted(again.observations) == sorted(data.observations) and len(again) == len(data)
+    for k, v in data.observations.items():
+        np.testing.assert_array_equal(again.observations[k], v)
+    for name in ("actions", "rewards", "episode", "returns", "successes"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(data, name))
+    assert [p.name for p in tmp_path.iterdir()] == ["demonstrations.npz"]  # no temporary file left
