@@ -1,10 +1,10 @@
 """An imitation term kept in the loss during RL, on the demonstrations of pretraining (DAPG's augmented loss).
 
 Why: a policy pretrained on the scripted controller (:mod:`geomanip.policies.demonstrations`) loses most of what
-it learned under RL on rope shaping: the MLP starts at 34% success, peaks at 46-55% and ends at 12-24% after 1M
-steps, and neither the reward's weight on the final steps nor the step size explains the loss (BENCHMARKS.md,
-"Fourteenth session"). DAPG (Rajeswaran et al. 2018) keeps the demonstrations in the policy's loss throughout RL,
-so that the policy gradient improves on the demonstrated behaviour instead of drifting away from it.
+it learned within 1M steps of RL on rope shaping, and neither the reward's weight on the final steps nor the step
+size explains the loss (BENCHMARKS.md). DAPG (Rajeswaran et al. 2018) keeps the demonstrations in the policy's
+loss throughout RL, so that the policy gradient improves on the demonstrated behaviour instead of drifting away
+from it.
 
 Every gradient step of the algorithm (each PPO or TRPL minibatch) also descends
 
