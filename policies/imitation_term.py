@@ -25,6 +25,8 @@ skill), and the term fits the mean only, so the standard deviation is RL's alone
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -45,13 +47,14 @@ def imitation_loss(policy: ActorCriticPolicy, data: Demonstrations, idx: np.ndar
 
 
 def add_imitation_term(
-    model: OnPolicyAlgorithm, data: Demonstrations, coef: float, batch_size: int, seed: int
+    model: OnPolicyAlgorithm, data: Demonstrations, coef: float, batch_size: int, seed: int | Sequence[int]
 ) -> RemovableHandle:
     """Add ``coef`` times :func:`imitation_loss` on a fresh random minibatch of ``data`` to every optimizer step of
     ``model``'s policy (module docstring), and log the error as ``train/imitation_error`` (mean over an update).
 
     Installed as a step pre-hook on ``model.policy.optimizer``, so it is not saved with the model: a resumed run
-    installs it again from its configuration. Returns the handle (``handle.remove()`` takes it off).
+    installs it again from its configuration. ``seed`` seeds the minibatch draws (NumPy's ``default_rng``). Returns
+    the handle (``handle.remove()`` takes it off).
     """
     if coef <= 0:
         raise ValueError(f"the imitation term's coefficient must be positive, got {coef}")

@@ -594,7 +594,8 @@ def run(cfg: RLConfig) -> dict:
     if cfg.demo_coef > 0:  # a hook, not saved with the checkpoint: installed again on every resume
         if demonstrations is None:
             demonstrations = Demonstrations.load(out / DEMONSTRATIONS)
-        add_imitation_term(model, demonstrations, cfg.demo_coef, cfg.batch_size, cfg.seed)
+        # Seeded by the step too, so that a resumed run draws new minibatches rather than the first ones again.
+        add_imitation_term(model, demonstrations, cfg.demo_coef, cfg.batch_size, [cfg.seed, model.num_timesteps])
     random_metrics = evaluate_random_policy(cfg, model.action_space.shape[0])
 
     callback = EvaluateAndCheckpoint(cfg, out, history)
