@@ -38,7 +38,7 @@ import numpy as np
 from geomanip import envs
 from geomanip.envs.deformable import CONTROL_DT
 from geomanip.envs.rope import RopeTaskEnv
-from geomanip.envs.scripted_deformable import scripted_deformable_action
+from geomanip.envs.scripted_deformable import scripted_deformable_controller
 
 __all__ = ["collect", "write_rollouts"]
 
@@ -61,6 +61,7 @@ def collect(task: str, episodes: int, policy: str = "scripted", seed: int = 0) -
     theta = CONTROL_DT / 0.5  # Ornstein-Uhlenbeck mean reversion per step (0.5 s time constant)
     pos, grip, acts, success, seeds = [], [], [], [], []
     dropped = 0
+    controller = scripted_deformable_controller(task)
     for ep in range(episodes):
         episode_seed = seed + ep
         obs, _ = env.reset(seed=episode_seed)
@@ -69,7 +70,7 @@ def collect(task: str, episodes: int, policy: str = "scripted", seed: int = 0) -
         complete = True
         for _ in range(env.horizon):
             if policy == "scripted":
-                a = scripted_deformable_action(env)
+                a = controller(env)
             elif policy == "random":
                 a = rng.uniform(-1, 1, dim)
             else:

@@ -20,7 +20,7 @@ from geomanip.envs.rigid_insertion import RigidInsertionEnv
 from geomanip.envs.rigid_insertion_two_agents import RigidInsertionTwoAgentsEnv
 from geomanip.envs.rigid_pushing import RigidPushingEnv
 from geomanip.envs.rigid_sliding import RigidSlidingEnv
-from geomanip.envs.scripted_deformable import scripted_deformable_action
+from geomanip.envs.scripted_deformable import scripted_deformable_controller
 from geomanip.envs.shapes import SHAPE_RADIUS
 
 __all__ = ["scripted_action", "scripted_controller"]
@@ -116,7 +116,8 @@ def scripted_action(env: RigidTaskEnv) -> np.ndarray:
 
 
 def scripted_controller(task: str) -> Callable[[Any], np.ndarray]:
-    """The scripted controller of any task (a bare id): ``action = controller(env.unwrapped)``, in ``[-1, 1]``
-    (:func:`scripted_action` for the rigid tasks, :func:`~geomanip.envs.scripted_deformable.scripted_deformable_action`
-    for the others)."""
-    return scripted_action if task in RIGID_TASKS else scripted_deformable_action
+    """A scripted controller of any task (a bare id): ``action = controller(env.unwrapped)``, in ``[-1, 1]``
+    (:func:`scripted_action` for the rigid tasks, a new
+    :func:`~geomanip.envs.scripted_deformable.scripted_deformable_controller` for the others). Use one per
+    environment: rope shaping's remembers where its episode is."""
+    return scripted_action if task in RIGID_TASKS else scripted_deformable_controller(task)

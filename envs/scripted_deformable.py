@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "RopeShapingController",
     "cloth_hanging_action",
     "rope_closing_action",
     "rope_shaping_action",
-    "scripted_deformable_action",
+    "scripted_deformable_controller",
 ]
 
 
@@ -114,11 +117,7 @@ def _about(g: np.ndarray, pivot: np.ndarray, radius: float, goal: float, max_ste
     return pivot + radius * np.array([math.cos(bearing + step), math.sin(bearing + step)])
 
 
-# Phase of the shaping controller per environment (weak keys: forgotten with the environment).
-_SHAPING_PHASE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def rope_shaping_action(env) -> np.ndarray:
+def rope_shaping_action(env, phase: int) -> tuple[np.ndarray, int]:
     """Lay a right-angled zigzag (the W up to rounding) in three swings, keeping the first half's middle link
     segment as the reference:
 
@@ -129,11 +128,11 @@ def rope_shaping_action(env) -> np.ndarray:
 
     Swinging a short end segment about a point of the rope works on a frictional table (the rest holds the
     pivot); the middle bend is the hard one, and the result is rounder than the W on some starts (see the
-    success rate in the task's docstring). The phase is kept per environment and restarts at ``t = 0``.
+    success rate in the task's docstring). ``phase`` is the swing (0, 1 or 2) the episode is on; returns the action
+    and the phase for the next step. :class:`RopeShapingController` keeps the phase from step to step.
     """
-    if env.t == 0:
-        _SHAPING_PHASE[env] = 0
-    phase = _SHAPING_PHASE.get(env, 0)
+    if phase not in (0, 1, 2):
+        raise ValueError(f"rope_shaping_action: phase must be 0, 1 or 2, got {phase!r}")
     p = env.vertex_pos[:, :2]
     n = env.num_links
     a, b = p[0], p[-1]
@@ -155,24 +154,46 @@ def rope_shaping_action(env) -> np.ndarray:
             phase = 2
     else:
         target_b = _about(b, q3, arm, h3 + math.pi / 2, 0.4)
-    _SHAPING_PHASE[env] = phase
     scale = env.linear_scale
     actions = [_towards(target_a - a, 8.0, top, scale), _towards(target_b - b, 8.0, top, scale)]
-    return np.clip(np.concatenate(actions), -1, 1)
+    return np.clip(np.concatenate(actions), -1, 1), phase
 
 
-def scripted_deformable_action(env) -> np.ndarray:
-    """The scripted action for any deformable task (pass ``env.unwrapped``)."""
-    from geomanip.envs.cloth_hanging import ClothHangingEnv
-    from geomanip.envs.rope_closing import RopeClosingEnv
-    from geomanip.envs.rope_shaping import RopeShapingEnv
+class RopeShapingController:
+    """:func:`rope_shaping_action` with its memory: ``action = controller(env)`` at every step of an episode.
 
-    controllers = {
-        RopeClosingEnv: rope_closing_action,
-        RopeShapingEnv: rope_shaping_action,
-        ClothHangingEnv: cloth_hanging_action,
-    }
-    for cls, controller in controllers.items():
-        if isinstance(env, cls):
-            return controller(env)
-    raise TypeError(f"no scripted controller for {type(env).__name__}")
+    The one scripted controller with state (which swing the episode is on), so it is an object: one per
+    environment, kept across that environment's episodes (the phase restarts at ``t = 0``). Called with a second
+    environment in the middle of its episode it raises, rather than carry one rope's phase over to another.
+    """
+
+    def __init__(self) -> None:
+        self.phase = 0
+        self._env: weakref.ref | None = None
+
+    def __call__(self, env) -> np.ndarray:
+        if env.t == 0 or self._env is None:
+            self.phase, self._env = 0, weakref.ref(env)
+        elif self._env() is not env:
+            raise ValueError(
+                "RopeShapingController: called with a second environment in the middle of its episode; "
+                "use one controller per environment (scripted_deformable_controller)"
+            )
+        action, self.phase = rope_shaping_action(env, self.phase)
+        return action
+
+
+# A fresh controller per task: a function for the stateless ones.
+_CONTROLLERS: dict[str, Callable[[], Callable[[Any], np.ndarray]]] = {
+    "RopeClosing-v0": lambda: rope_closing_action,
+    "RopeShaping-v0": RopeShapingController,
+    "ClothHanging-v0": lambda: cloth_hanging_action,
+}
+
+
+def scripted_deformable_controller(task: str) -> Callable[[Any], np.ndarray]:
+    """A new scripted controller of a deformable task (a bare id): ``action = controller(env.unwrapped)`` at each
+    step. Use one per environment: rope shaping's remembers its episode's phase (:class:`RopeShapingController`)."""
+    if task not in _CONTROLLERS:
+        raise ValueError(f"no scripted controller for {task!r}; deformable tasks: {', '.join(_CONTROLLERS)}")
+    return _CONTROLLERS[task]()

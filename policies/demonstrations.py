@@ -128,7 +128,7 @@ def collect(
 
     The episodes run side by side, so ``predict`` sees one batch per step. Each runs until its own end.
     """
-    controller = scripted_controller(task)
+    controllers = [scripted_controller(task) for _ in seeds]
     episodes = [gym.make(task, **env_kwargs) for _ in seeds]
     obs = [env.reset(seed=seed)[0] for env, seed in zip(episodes, seeds, strict=True)]
     observations: list[Observation] = []
@@ -137,7 +137,7 @@ def collect(
     running = list(range(len(seeds)))
     while running:
         batch = {k: np.stack([obs[i][k] for i in running]) for k in obs[running[0]]}
-        labels = np.stack([controller(episodes[i].unwrapped) for i in running])
+        labels = np.stack([controllers[i](episodes[i].unwrapped) for i in running])
         acting = labels if predict is None else np.asarray(predict(batch))
         if acting.shape != labels.shape:
             raise ValueError(f"predict returned actions of shape {acting.shape}, expected {labels.shape}")

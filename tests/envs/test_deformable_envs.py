@@ -20,16 +20,23 @@ from geomanip.envs.cloth_hanging import (
 from geomanip.envs.deformable import path_edges, winding_number
 from geomanip.envs.rope_closing import RopeClosingEnv
 from geomanip.envs.rope_shaping import RopeShapingEnv, shape_descriptors, shape_error, w_curve
-from geomanip.envs.scripted_deformable import scripted_deformable_action
+from geomanip.envs.scripted_deformable import RopeShapingController, rope_shaping_action, scripted_deformable_controller
 from tests.envs.checks import run_env_checkers, seeded_rollout
 
 IDS = list(envs.DEFORMABLE_TASKS)
 
 
+def scripted(env):
+    """A new scripted controller for ``env``'s task (found by its class)."""
+    task = next(t for t, entry in envs.DEFORMABLE_TASKS.items() if entry.endswith(":" + type(env).__name__))
+    return scripted_deformable_controller(task)
+
+
 def run_scripted(env, seed, options=None):
     env.reset(seed=seed, options=options)
+    controller = scripted(env)
     for _ in range(env.horizon):
-        _, _, terminated, _, info = env.step(scripted_deformable_action(env))
+        _, _, terminated, _, info = env.step(controller(env))
         assert not terminated, info
     return info
 
@@ -340,8 +347,9 @@ def test_cloth_does_not_pass_through_the_hanger():
     env.reset(seed=1)
     real_hanger = env.hanger_pos.copy()
     env.hanger_pos = real_hanger + np.array([0.25, 0.0, 0.0])  # fools the controller, not the physics
+    controller = scripted(env)
     for _ in range(env.horizon):
-        _, _, terminated, _, _ = env.step(scripted_deformable_action(env))
+        _, _, terminated, _, _ = env.step(controller(env))
         assert not terminated
     env.hanger_pos = real_hanger
     env._task_update()
@@ -399,7 +407,7 @@ def test_rope_closing_closing_term_is_the_change_of_the_ends_distance():
     # whatever the path: the scripted controller's ends meet (about a full rope length), lying still earns 0,
     # and a pull that moves the ends apart is paid for.
     env = RopeClosingEnv()
-    sums, info = episode_terms(env, 0, scripted_deformable_action)
+    sums, info = episode_terms(env, 0, scripted(env))
     assert sums["reward_closing"] == pytest.approx(env.closing_weight * (env.rope_length - info["error_ends"]))
     assert sums["reward_closing"] > 0.95 * env.closing_weight * env.rope_length
     sums, _ = episode_terms(env, 0, lambda e: np.zeros(4))
@@ -429,7 +437,7 @@ def test_rope_closing_reward_ranks_closing_around_the_hanger_first():
         env = RopeClosingEnv(closing_weight=weight)
         ret = {
             name: sum(episode_terms(env, 1, policy)[0].values())
-            for name, policy in [("scripted", scripted_deformable_action), ("together", together)]
+            for name, policy in [("scripted", scripted(env)), ("together", together)]
         }
         ret["still"] = sum(episode_terms(env, 1, lambda e: np.zeros(4))[0].values())
         assert ret["scripted"] > ret["together"] > ret["still"], ret
@@ -442,13 +450,13 @@ def test_rope_shaping_reward_ranks_making_the_w_above_lying_still():
     env = RopeShapingEnv()
     env.reset(seed=6)
     start = env.errors()["shape"]
-    scripted, info = episode_terms(env, 6, scripted_deformable_action)
+    shaped, info = episode_terms(env, 6, RopeShapingController())
     assert info["is_success"]
-    assert scripted["reward_progress"] == pytest.approx(env.progress_weight * (start - info["error_shape"]))
+    assert shaped["reward_progress"] == pytest.approx(env.progress_weight * (start - info["error_shape"]))
     still, _ = episode_terms(env, 6, lambda e: np.zeros(4))
-    assert sum(scripted.values()) > sum(still.values())
+    assert sum(shaped.values()) > sum(still.values())
     old = RopeShapingEnv(running_weight=1.0, progress_weight=0.0)
-    assert sum(episode_terms(old, 6, scripted_deformable_action)[0].values()) < sum(
+    assert sum(episode_terms(old, 6, RopeShapingController())[0].values()) < sum(
         episode_terms(old, 6, lambda e: np.zeros(4))[0].values()
     )
 
@@ -460,8 +468,9 @@ def test_closed_loop_without_the_hanger_inside_is_not_success():
     real = env.hanger_pos.copy()
     away = env.link_pos[20, :2] - real[:2]
     env.hanger_pos = real + np.array([*(2.0 * away / np.linalg.norm(away)), 0.0])  # fools the controller only
+    controller = scripted(env)
     for _ in range(env.horizon):
-        env.step(scripted_deformable_action(env))
+        env.step(controller(env))
     assert env.errors()["ends"] < env.success_distance and abs(env.errors()["winding"]) > 0.9  # a loop, there
     env.hanger_pos = real
     env._task_update()
@@ -483,6 +492,31 @@ def test_scripted_rope_shaping_makes_a_w_on_fixed_seeds():
     info = run_scripted(env, 6)
     assert info["is_success"], info
     assert info["error_shape"] < 0.35 < 0.7  # from 0.71 for the straight start
+
+
+def test_rope_shaping_controllers_keep_one_episode_each():
+    # Side by side (as demonstrations run), each controller follows its own rope through the three swings, and the
+    # W comes out as it does alone; a controller handed a second rope mid-episode refuses.
+    envs_, controllers = [RopeShapingEnv(), RopeShapingEnv()], [RopeShapingController(), RopeShapingController()]
+    for env, seed in zip(envs_, (6, 0), strict=True):
+        env.reset(seed=seed)
+    phases = set()
+    for t in range(envs_[0].horizon):
+        for env, controller in zip(envs_, controllers, strict=True):
+            _, _, terminated, _, info = env.step(controller(env))
+            assert not terminated
+            if env is envs_[0]:
+                phases.add(controller.phase)
+                last = info
+        if t == 5:
+            with pytest.raises(ValueError, match="one controller per environment"):
+                controllers[0](envs_[1])
+    assert phases == {0, 1, 2} and last["is_success"], (phases, last)
+    envs_[1].reset(seed=0)
+    controllers[0](envs_[1])  # a new episode may start on any environment
+    assert controllers[0].phase in (0, 1)
+    with pytest.raises(ValueError, match="phase must be 0, 1 or 2"):
+        rope_shaping_action(envs_[1], 3)
 
 
 @pytest.mark.slow
