@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -94,6 +95,13 @@ class DeformableTaskEnv(MujocoGraphEnv):
     Physics keywords (``timestep``, ``integrator``, ``solver``; defaults in :data:`PHYSICS`) exist so that the
     benchmark can measure alternatives; the tasks' documented behaviour holds for the defaults. Whatever the
     timestep, actions come every :data:`CONTROL_DT` (20 ms).
+
+    ``observe_velocities=False`` makes every velocity of the observation (the ``*_vel`` keys) zero; spaces,
+    keys and graph stay the same, so any policy runs unchanged and sees positions only. For imitation: the grippers
+    are velocity servos, so a gripper's velocity is nearly the last action, and the scripted controllers' actions
+    change slowly. A cloned policy can then lower its error by copying the last action from that velocity instead
+    of reading the material's state, and in its own episodes it keeps doing whatever it did (the copycat problem
+    of behaviour cloning). The controllers act on positions alone.
     """
 
     metadata = {**MujocoGraphEnv.metadata, "render_fps": control_rate(CONTROL_DT)}
@@ -117,7 +125,13 @@ class DeformableTaskEnv(MujocoGraphEnv):
         render_mode: str | None = None,
         width: int = 480,
         height: int = 480,
+        observe_velocities: bool = True,
     ) -> None:
+        if not isinstance(observe_velocities, bool):
+            raise ValueError(
+                f"{type(self).__name__}: observe_velocities must be True or False, got {observe_velocities!r}"
+            )
+        self.observe_velocities = observe_velocities
         if not 0 < timestep <= CONTROL_DT:
             raise ValueError(f"{type(self).__name__}: timestep must be in (0, {CONTROL_DT}] s, got {timestep}")
         frame_skip = max(1, round(CONTROL_DT / timestep))
@@ -137,6 +151,22 @@ class DeformableTaskEnv(MujocoGraphEnv):
         self.timestep, self.integrator, self.solver = timestep, integrator, solver
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.num_grippers * self.gripper_dofs,), dtype=np.float32)
         self.vertex_names: list[str] = []
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        obs, info = super().reset(seed=seed, options=options)
+        return self._observed(obs), info
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        return self._observed(obs), reward, terminated, truncated, info
+
+    def _observed(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The observation as the policy gets it: velocities zero unless ``observe_velocities`` (class docstring)."""
+        if self.observe_velocities:
+            return obs
+        return {k: np.zeros_like(v) if k.endswith("_vel") else v for k, v in obs.items()}
 
     # ------------------------------------------------------------------------------------------------
     # MJCF

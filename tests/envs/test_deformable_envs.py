@@ -570,3 +570,26 @@ def test_rgb_rendering(env_id):
     assert frame.shape == (64, 96, 3) and frame.dtype == np.uint8
     assert frame.std() > 5
     env.close()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_observe_velocities_false_zeroes_the_velocities_only(env_id):
+    # The same episode with and without velocities: the velocities are zero, everything else is as before.
+    seen, hidden = gym.make(env_id).unwrapped, gym.make(env_id, observe_velocities=False).unwrapped
+    seen.reset(seed=3)
+    hidden.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        action = rng.uniform(-1, 1, seen.action_space.shape)
+        a, reward_a, *_ = seen.step(action)
+        b, reward_b, *_ = hidden.step(action)
+    assert a.keys() == b.keys() and reward_a == reward_b
+    velocities = [k for k in a if k.endswith("_vel")]
+    assert velocities and hidden.observation_space.contains(b)
+    for k in a:
+        if k in velocities:
+            assert np.abs(a[k]).max() > 0 and not b[k].any(), k
+        else:
+            np.testing.assert_array_equal(a[k], b[k])
+    with pytest.raises(ValueError, match="observe_velocities must be True or False"):
+        gym.make(env_id, observe_velocities=0)
