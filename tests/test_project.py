@@ -147,6 +147,20 @@ def test_reference_policies_benchmark_ranks_the_scripted_push_above_holding_stil
     assert bad.returncode == 2 and "--noise takes positive standard deviations" in bad.stderr
 
 
+def test_imitation_benchmark_quick_run_prints_its_table():
+    cmd = [sys.executable, "-m", "benchmarks.imitation", "--quick", "--task", "RopeClosing-v0", "--policies", "mlp"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [[c.strip() for c in line.split("|")] for line in result.stdout.splitlines() if line.startswith("mlp ")]
+    assert [row[1] for row in rows] == ["on", "off"] and all(len(row) == 9 for row in rows)
+    assert all(0 < float(row[2]) < 1 and row[8] for row in rows)  # a fitted error, and the reference column
+    bad = subprocess.run(cmd + ["--velocities", "sometimes"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert bad.returncode == 2 and "--velocities takes on, off or on,off" in bad.stderr
+    rigid_cmd = cmd[:3] + ["--task", "RigidSliding-v0"]
+    rigid = subprocess.run(rigid_cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert rigid.returncode == 2 and "--task must be a deformable task" in rigid.stderr
+
+
 def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     cmd = [sys.executable, "-m", "benchmarks.rl", "--quick", "--tasks", "RigidSliding-v0", "--policies", "hepi,mlp"]
     cmd += ["--seeds", "1", "--out", str(tmp_path / "runs"), "--plots", str(tmp_path / "plots")]
