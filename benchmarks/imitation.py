@@ -4,11 +4,11 @@ Run: ``python -m benchmarks.imitation [--task RopeShaping-v0] [--policies mlp,he
 [--epochs 10] [--lr 1e-3] [--batch-size 64]`` (``--quick`` for a smoke run).
 
 One set of scripted episodes (``--episodes``, seeds 50,000+, as pretraining's first round draws them) and a held-out
-set (``--held-out``, seeds 50,500+) are collected per velocity setting. Each policy is fitted to the first set (the
-action mean to the controller's actions, the value to the returns discounted by the task's settings, as
-:func:`geomanip.policies.demonstrations.fit` does in pretraining) and then acts on its own with its mean action in
-``--closed-loop`` held-out starts while the controller labels the states it reaches. No DAgger round: this is the
-cloning alone, so it shows what the states a policy reaches by itself do to it.
+set (``--held-out``, seeds from 50,500 + ``--closed-loop`` on) are collected per velocity setting. Each policy is
+fitted to the first set (the action mean to the controller's actions, the value to the returns discounted by the
+task's settings, as :func:`geomanip.policies.demonstrations.fit` does in pretraining) and then acts on its own with
+its mean action in ``--closed-loop`` held-out starts (seeds 50,500+) while the controller labels the states it
+reaches. No DAgger round: this is the cloning alone, so it shows what the states a policy reaches by itself do to it.
 
 Columns: the action error (mean squared, per component) on the training states, on the held-out scripted states
 and on the policy's own states; the policy's success rate and mean return in its own episodes. The reference is
@@ -43,8 +43,8 @@ def clone(task: str, policy: str, env_kwargs: dict, train, held, args) -> dict[s
     """Fit ``policy`` to ``train`` and let it act in ``args.closed_loop`` held-out starts; the table's columns."""
     # The task's settings (its discount for the value targets, its network options), as geomanip train applies them.
     cfg = rl.configure(task=task, policy=policy, seed=args.seed, env_kwargs=env_kwargs)
-    spec, kwargs = rl.policy_spec(cfg, gym.make(task, **env_kwargs))
     venv = DummyVecEnv([lambda: gym.make(task, **env_kwargs)])
+    spec, kwargs = rl.policy_spec(cfg, venv.envs[0])
     model = PPO(spec, venv, policy_kwargs=kwargs, seed=args.seed, device="cpu", n_steps=64, batch_size=64)
     net = model.policy
     started = time.perf_counter()
