@@ -1,18 +1,20 @@
 """End-to-end PPO throughput of each policy: environment steps per second, training and evaluation included.
 
 Run: ``python -m benchmarks.rl_throughput [--task RigidInsertion-v0] [--steps 16384] [--policies hepi,mlp]
-[--repeats 1]`` (``--quick`` for a smoke run). A graph policy may name its critic, ``hepi:same`` or
-``hepi:deepsets`` (see :class:`~geomanip.policies.sb3.GraphActorCriticPolicy`); plain ``hepi`` has the default
-(``same``).
+[--settings] [--repeats 1]`` (``--quick`` for a smoke run). A graph policy may name its critic, ``hepi:same``,
+``hepi:deepsets`` or ``hepi:shared`` (see :class:`~geomanip.policies.sb3.GraphActorCriticPolicy`); plain ``hepi``
+has the configuration's.
 
-Each policy trains through :func:`geomanip.policies.training.run` with the default
-:class:`~geomanip.policies.training.RLConfig` (evaluations and the final one included, as a default ``train.py``
-run does) on one PyTorch thread, one policy after the other in this process, so that the policies are compared
-under the same load. Steps/s is ``steps / train_seconds`` (the run's own clock: learning plus evaluations, not
-the environment set-up or the random policy's baseline). The split into rollouts (collecting samples), updates
-(PPO's gradient steps) and evaluation comes from timers wrapped around SB3's ``collect_rollouts`` and ``train``
-and the run's evaluation callback. With ``--repeats`` above one the policies are interleaved and each cell is
-the median over repeats.
+Each policy trains through :func:`geomanip.policies.training.run` on one PyTorch thread, one policy after the other
+in this process, so that the policies are compared under the same load. By default each run has the shared
+defaults of :class:`~geomanip.policies.training.RLConfig`; with ``--settings`` it has its task's settings file
+for its policy (:func:`~geomanip.policies.training.configure`, as ``geomanip train`` runs it: critic, epochs,
+minibatch), while the budget and the evaluation schedule stay this benchmark's, so that every policy evaluates
+alike. Steps/s is ``steps / train_seconds`` (the run's own clock: learning plus evaluations, not the environment
+set-up or the random policy's baseline). The split into rollouts (collecting samples), updates (PPO's gradient
+steps) and evaluation comes from timers wrapped around SB3's ``collect_rollouts`` and ``train`` and the run's
+evaluation callback. With ``--repeats`` above one the policies are interleaved and each cell is the median over
+repeats.
 
 Timings on a shared machine are noisy: compare policies within one table, not across tables.
 """
@@ -89,28 +91,9 @@ def timing(split: Split) -> Iterator[Split]:
         PPO.collect_rollouts, PPO.train, rl.EvaluateAndCheckpoint.evaluate = collect, train, evaluate
 
 
-@contextmanager
-def critic(name: str | None) -> Iterator[None]:
-    """Graph policies built in this block get critic ``name`` (RLConfig has no critic option)."""
-    if name is None:
-        yield
-        return
-    make_policy = rl.make_policy
-
-    def with_critic(*args, **kwargs):
-        policy, policy_kwargs = make_policy(*args, **kwargs)
-        return policy, {**policy_kwargs, "critic": name}
-
-    rl.make_policy = with_critic
-    try:
-        yield
-    finally:
-        rl.make_policy = make_policy
-
-
-def measure(cfg: rl.RLConfig, critic_name: str | None = None) -> dict[str, float]:
-    """One training run of ``cfg`` (its graph policy with critic ``critic_name``): steps/s and each part's seconds."""
-    with timing(Split()) as split, critic(critic_name):
+def measure(cfg: rl.RLConfig) -> dict[str, float]:
+    """One training run of ``cfg``: steps/s and each part's seconds."""
+    with timing(Split()) as split:
         summary = rl.run(cfg)
     seconds = summary["train_seconds"]
     return {
@@ -121,6 +104,17 @@ def measure(cfg: rl.RLConfig, critic_name: str | None = None) -> dict[str, float
         "evaluation": split.evaluation,
         "train_success": summary["final"]["train_success"],
     }
+
+
+def run_config(task: str, policy: str, critic: str | None, steps: int, out: str, settings: bool) -> rl.RLConfig:
+    """A run of ``steps`` on one thread: RLConfig's defaults, or with ``settings`` the task's settings file for
+    ``policy``; the evaluation schedule is RLConfig's default either way. ``critic`` (graph policies) overrides."""
+    given = dict(task=task, policy=policy, total_steps=steps, out=out, progress=False, threads=1)
+    given |= {"critic": critic} if critic else {}
+    if not settings:
+        return rl.RLConfig(**given)
+    defaults = rl.RLConfig()
+    return rl.configure(**given, eval_every=defaults.eval_every, eval_episodes=defaults.eval_episodes)
 
 
 def commit() -> str:
@@ -139,6 +133,9 @@ def main() -> None:
     parser.add_argument("--task", default="RigidInsertion-v0")
     parser.add_argument("--policies", default="hepi,mlp", help=f"comma-separated, from {','.join(POLICIES)}")
     parser.add_argument("--steps", type=int, default=16_384, help="environment steps per run")
+    parser.add_argument(
+        "--settings", action="store_true", help="each policy with its task's settings file, not RLConfig's defaults"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="runs per policy, interleaved; the median is shown")
     parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke test of the script)")
     args = parser.parse_args()
@@ -156,23 +153,29 @@ def main() -> None:
         print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
     results: dict[str, list[dict[str, float]]] = {p: [] for p in policies}
+    used: dict[str, rl.RLConfig] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             for i, spec in enumerate(policies):
                 policy, _, critic_name = spec.partition(":")
-                cfg = rl.RLConfig(
-                    task=args.task, policy=policy, total_steps=args.steps, out=f"{tmp}/{i}_{r}", progress=False
-                )
-                cfg.threads = 1
+                cfg = run_config(args.task, policy, critic_name or None, args.steps, f"{tmp}/{i}_{r}", args.settings)
                 if args.quick:
                     cfg.total_steps, cfg.n_envs, cfg.n_steps, cfg.eval_every, cfg.eval_episodes = 256, 2, 64, 128, 1
-                results[spec].append(measure(cfg, critic_name or None))
+                used[spec] = cfg
+                results[spec].append(measure(cfg))
     steps = 256 if args.quick else args.steps
 
     def median(policy: str, key: str) -> float:
         return statistics.median(m[key] for m in results[policy])
 
-    print(f"\n{args.task}, {steps} steps per run, default RLConfig, median of {args.repeats} run(s)")
+    configs = "each policy's task settings" if args.settings else "default RLConfig"
+    print(f"\n{args.task}, {steps} steps per run, {configs}, median of {args.repeats} run(s)")
+    for p, cfg in used.items():
+        critic_part = f"critic {cfg.critic or 'default'}, " if cfg.policy != "mlp" else ""
+        print(
+            f"  {p}: {critic_part}{cfg.n_envs} envs x {cfg.n_steps} steps, minibatch {cfg.batch_size}, "
+            f"{cfg.n_epochs} epochs"
+        )
     header = f"{'policy':<14} | {'steps/s':>8} | {'total s':>8} | {'rollout s':>9} | {'update s':>8} | {'eval s':>7}"
     print(header)
     print("-" * len(header))
