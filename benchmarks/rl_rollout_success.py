@@ -55,6 +55,9 @@ def main() -> None:
     )
     parser.add_argument("--out", default=None, help="write the plot here (PNG)")
     args = parser.parse_args()
+    missing = [g for g in args.groups if not Path(g).is_dir()]
+    if missing:
+        parser.error(f"no such folder: {', '.join(missing)}")
 
     curves = {}
     print(f"{'group':<50} |  runs | mean reaches 50% | mean reaches 80% | last (mean ± std)")

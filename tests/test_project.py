@@ -213,6 +213,8 @@ def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
     rows = [line.split("|") for line in result.stdout.splitlines() if "RigidSliding-v0" in line]
     assert [r[0].strip().rsplit("/", 1)[-1] for r in rows] == ["hepi", "mlp"] and all(r[1].strip() == "1" for r in rows)
     assert (tmp_path / "rollout.png").stat().st_size > 1000
+    missing = subprocess.run(cmd[:3] + [str(tmp_path / "nowhere")], capture_output=True, text=True, cwd=ROOT)
+    assert missing.returncode == 2 and f"no such folder: {tmp_path / 'nowhere'}" in missing.stderr
 
 
 def test_rl_benchmark_plots_seeds_whose_histories_differ_in_length(tmp_path):
