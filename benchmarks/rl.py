@@ -75,19 +75,20 @@ OWN_OPTIONS = (
 )
 
 
-def parse_options(pairs: list[str]) -> dict[str, Any]:
+def parse_options(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
     """``["mean_bounds_coef=1", ...]`` as training options; values are read as JSON (numbers, ``true``), else text.
 
-    Raises ``ValueError`` naming a pair that is not ``OPTION=VALUE``, an unknown option or one the benchmark sets.
+    Raises ``ValueError`` naming a pair that is not ``OPTION=VALUE``, an unknown option or one the benchmark sets
+    (the message names the pair as given with ``flag``).
     """
     known = {f.name for f in fields(RLConfig)}
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set {pair!r}: expected OPTION=VALUE, e.g. mean_bounds_coef=1")
+            raise ValueError(f"{flag} {pair!r}: expected OPTION=VALUE, e.g. mean_bounds_coef=1")
         if key not in known or key in OWN_OPTIONS:
-            raise ValueError(f"--set {pair!r}: {key!r} is not a training option the benchmark leaves free")
+            raise ValueError(f"{flag} {pair!r}: {key!r} is not a training option the benchmark leaves free")
         try:
             options[key] = json.loads(text)
         except json.JSONDecodeError:

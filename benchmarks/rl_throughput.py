@@ -1,9 +1,11 @@
 """End-to-end PPO throughput of each policy: environment steps per second, training and evaluation included.
 
 Run: ``python -m benchmarks.rl_throughput [--task RigidInsertion-v0] [--steps 16384] [--policies hepi,mlp]
-[--settings] [--repeats 1]`` (``--quick`` for a smoke run). A graph policy may name its critic, ``hepi:same``,
-``hepi:deepsets`` or ``hepi:shared`` (see :class:`~geomanip.policies.sb3.GraphActorCriticPolicy`); plain ``hepi``
-has the configuration's.
+[--settings] [--repeats 1]`` (``--quick`` for a smoke run). A policy is ``NAME[:CRITIC][/OPTION=VALUE...]``: a
+graph policy may name its critic, ``hepi:same``, ``hepi:deepsets`` or ``hepi:shared`` (see
+:class:`~geomanip.policies.sb3.GraphActorCriticPolicy`; plain ``hepi`` has the configuration's), and any policy
+may change training options of its own run, ``hepi:shared/n_epochs=2`` (an
+:class:`~geomanip.policies.training.RLConfig` field, as ``benchmarks.rl --set`` takes them).
 
 Each policy trains through :func:`geomanip.policies.training.run` on one PyTorch thread, one policy after the other
 in this process, so that the policies are compared under the same load. By default each run has the shared
@@ -31,10 +33,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from stable_baselines3 import PPO
 
+from benchmarks.rl import parse_options
 from geomanip.policies import POLICIES, sb3
 from geomanip.policies import training as rl
 
@@ -106,11 +110,24 @@ def measure(cfg: rl.RLConfig) -> dict[str, float]:
     }
 
 
-def run_config(task: str, policy: str, critic: str | None, steps: int, out: str, settings: bool) -> rl.RLConfig:
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"hepi:shared/n_epochs=2"`` -> ``("hepi", {"critic": "shared", "n_epochs": 2})``.
+
+    Raises ``ValueError`` naming an unknown policy or critic, or an option that is not one of a run's own."""
+    name, *pairs = spec.split("/")
+    policy, _, critic = name.partition(":")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r} in {spec!r}; available: {', '.join(POLICIES)}")
+    if critic and critic not in sb3.CRITICS:
+        raise ValueError(f"unknown critic {critic!r} in {spec!r}; critics: {', '.join(sb3.CRITICS)}")
+    options = parse_options(pairs, flag=f"in {spec!r},")
+    return policy, options | ({"critic": critic} if critic else {})
+
+
+def run_config(task: str, policy: str, options: dict[str, Any], steps: int, out: str, settings: bool) -> rl.RLConfig:
     """A run of ``steps`` on one thread: RLConfig's defaults, or with ``settings`` the task's settings file for
-    ``policy``; the evaluation schedule is RLConfig's default either way. ``critic`` (graph policies) overrides."""
-    given = dict(task=task, policy=policy, total_steps=steps, out=out, progress=False, threads=1)
-    given |= {"critic": critic} if critic else {}
+    ``policy``; the evaluation schedule is RLConfig's default either way. ``options`` override both."""
+    given = dict(task=task, policy=policy, total_steps=steps, out=out, progress=False, threads=1) | options
     if not settings:
         return rl.RLConfig(**given)
     defaults = rl.RLConfig()
@@ -140,10 +157,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke test of the script)")
     args = parser.parse_args()
     policies = args.policies.split(",")
-    unknown = [p for p in policies if p.split(":")[0] not in POLICIES]
-    unknown += [p for p in policies if ":" in p and p.split(":")[1] not in sb3.CRITICS]
-    if unknown:
-        parser.error(f"unknown policies {unknown}; available: {', '.join(POLICIES)}, critics: {', '.join(sb3.CRITICS)}")
+    try:
+        specs = {spec: parse_spec(spec) for spec in policies}
+    except ValueError as exc:
+        parser.error(f"--policies: {exc}")
 
     torch.set_num_threads(1)
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
@@ -157,8 +174,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             for i, spec in enumerate(policies):
-                policy, _, critic_name = spec.partition(":")
-                cfg = run_config(args.task, policy, critic_name or None, args.steps, f"{tmp}/{i}_{r}", args.settings)
+                policy, options = specs[spec]
+                cfg = run_config(args.task, policy, options, args.steps, f"{tmp}/{i}_{r}", args.settings)
                 if args.quick:
                     cfg.total_steps, cfg.n_envs, cfg.n_steps, cfg.eval_every, cfg.eval_episodes = 256, 2, 64, 128, 1
                 used[spec] = cfg
@@ -176,12 +193,13 @@ def main() -> None:
             f"  {p}: {critic_part}{cfg.n_envs} envs x {cfg.n_steps} steps, minibatch {cfg.batch_size}, "
             f"{cfg.n_epochs} epochs"
         )
-    header = f"{'policy':<14} | {'steps/s':>8} | {'total s':>8} | {'rollout s':>9} | {'update s':>8} | {'eval s':>7}"
+    w = max(14, *map(len, policies))
+    header = f"{'policy':<{w}} | {'steps/s':>8} | {'total s':>8} | {'rollout s':>9} | {'update s':>8} | {'eval s':>7}"
     print(header)
     print("-" * len(header))
     for p in policies:
         print(
-            f"{p:<14} | {median(p, 'steps_per_s'):8.0f} | {median(p, 'seconds'):8.1f} | {median(p, 'rollout'):9.1f} | "
+            f"{p:<{w}} | {median(p, 'steps_per_s'):8.0f} | {median(p, 'seconds'):8.1f} | {median(p, 'rollout'):9.1f} | "
             f"{median(p, 'update'):8.1f} | {median(p, 'evaluation'):7.1f}"
         )
     if "mlp" in policies:

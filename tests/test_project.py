@@ -161,17 +161,20 @@ def test_imitation_benchmark_quick_run_prints_its_table():
     assert rigid.returncode == 2 and "--task must be a deformable task" in rigid.stderr
 
 
-def test_throughput_benchmark_runs_each_policy_with_its_task_settings():
-    cmd = [sys.executable, "-m", "benchmarks.rl_throughput", "--quick", "--policies", "hepi,hepi:same,mlp"]
+def test_throughput_benchmark_runs_each_policy_with_its_task_settings_and_own_options():
+    cmd = [sys.executable, "-m", "benchmarks.rl_throughput", "--quick", "--policies", "hepi,hepi:same/n_epochs=2,mlp"]
     result = subprocess.run(cmd + ["--settings"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    # Insertion's settings file gives HEPi one network for actor and critic; a critic named in the spec overrides it.
-    assert "  hepi: critic shared," in result.stdout and "  hepi:same: critic same," in result.stdout
+    # Insertion's settings file gives HEPi one network for actor and critic; a critic or option in the spec overrides.
+    assert "  hepi: critic shared, 2 envs x 64 steps, minibatch 64, 4 epochs" in result.stdout
+    assert "  hepi:same/n_epochs=2: critic same, 2 envs x 64 steps, minibatch 64, 2 epochs" in result.stdout
     rows = [[c.strip() for c in line.split("|")] for line in result.stdout.splitlines() if line.count("|") == 5]
-    assert [row[0] for row in rows[1:]] == ["hepi", "hepi:same", "mlp"] and all(float(r[1]) > 0 for r in rows[1:])
+    assert [row[0] for row in rows[1:]] == ["hepi", "hepi:same/n_epochs=2", "mlp"]
+    assert all(float(row[1]) > 0 for row in rows[1:])
     assert "hepi/mlp steps/s: " in result.stdout
-    bad = subprocess.run(cmd[:3] + ["--policies", "hepi:cheap"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert bad.returncode == 2 and "unknown policies ['hepi:cheap']" in bad.stderr
+    for spec, message in [("hepi:cheap", "unknown critic 'cheap'"), ("hepi/epochs=2", "'epochs' is not a training")]:
+        bad = subprocess.run(cmd[:3] + ["--policies", spec], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert bad.returncode == 2 and message in bad.stderr
 
 
 def test_rl_benchmark_quick_run_prints_its_table(tmp_path):
