@@ -113,13 +113,16 @@ def measure(cfg: rl.RLConfig) -> dict[str, float]:
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"hepi:shared/n_epochs=2"`` -> ``("hepi", {"critic": "shared", "n_epochs": 2})``.
 
-    Raises ``ValueError`` naming an unknown policy or critic, or an option that is not one of a run's own."""
+    Raises ``ValueError`` naming an unknown policy or critic, a critic for the MLP, or an option that is unknown or
+    one the benchmark sets itself (:func:`benchmarks.rl.parse_options`)."""
     name, *pairs = spec.split("/")
     policy, _, critic = name.partition(":")
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r} in {spec!r}; available: {', '.join(POLICIES)}")
     if critic and critic not in sb3.CRITICS:
         raise ValueError(f"unknown critic {critic!r} in {spec!r}; critics: {', '.join(sb3.CRITICS)}")
+    if critic and policy == "mlp":
+        raise ValueError(f"{spec!r}: the MLP has no critic choice (critics are for the graph policies)")
     options = parse_options(pairs, flag=f"in {spec!r},")
     return policy, options | ({"critic": critic} if critic else {})
 
@@ -148,7 +151,11 @@ def commit() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="RigidInsertion-v0")
-    parser.add_argument("--policies", default="hepi,mlp", help=f"comma-separated, from {','.join(POLICIES)}")
+    parser.add_argument(
+        "--policies",
+        default="hepi,mlp",
+        help=f"comma-separated NAME[:CRITIC][/OPTION=VALUE...], NAME from {','.join(POLICIES)}",
+    )
     parser.add_argument("--steps", type=int, default=16_384, help="environment steps per run")
     parser.add_argument(
         "--settings", action="store_true", help="each policy with its task's settings file, not RLConfig's defaults"
@@ -159,6 +166,8 @@ def main() -> None:
     policies = args.policies.split(",")
     try:
         specs = {spec: parse_spec(spec) for spec in policies}
+        for policy, options in specs.values():  # every run's options checked before the first one starts
+            run_config(args.task, policy, options, args.steps, "unused", args.settings).validate()
     except ValueError as exc:
         parser.error(f"--policies: {exc}")
 

@@ -189,6 +189,11 @@ class RLConfig:
             raise ValueError(f"unknown algo {self.algo!r}; available: {', '.join(ALGORITHMS)}")
         if self.total_steps < 0 or self.n_envs < 1 or self.eval_every < 1:
             raise ValueError("total_steps, n_envs and eval_every must be positive")
+        for name in ("n_steps", "batch_size", "n_epochs", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
         if self.total_steps == 0 and self.demo_episodes == 0:
             raise ValueError("total_steps must be positive (0 only with demo_episodes: pretraining alone)")
         for name in ("hidden", "longitudes", "basis_dim"):

@@ -172,7 +172,12 @@ def test_throughput_benchmark_runs_each_policy_with_its_task_settings_and_own_op
     assert [row[0] for row in rows[1:]] == ["hepi", "hepi:same/n_epochs=2", "mlp"]
     assert all(float(row[1]) > 0 for row in rows[1:])
     assert "hepi/mlp steps/s: " in result.stdout
-    for spec, message in [("hepi:cheap", "unknown critic 'cheap'"), ("hepi/epochs=2", "'epochs' is not a training")]:
+    for spec, message in [
+        ("hepi:cheap", "unknown critic 'cheap'"),
+        ("mlp:shared", "the MLP has no critic choice"),
+        ("hepi/epochs=2", "'epochs' is not a training option"),
+        ("hepi/n_epochs=0", "n_epochs must be positive, got 0"),  # checked before the first run starts
+    ]:
         bad = subprocess.run(cmd[:3] + ["--policies", spec], capture_output=True, text=True, timeout=300, cwd=ROOT)
         assert bad.returncode == 2 and message in bad.stderr
 

@@ -156,6 +156,11 @@ def test_bad_arguments(tmp_path):
         run(RLConfig(policy="gnn", out=str(tmp_path)))
     with pytest.raises(ValueError, match="threads must be"):
         run(RLConfig(threads=-2, out=str(tmp_path)))
+    for option in ("n_steps", "batch_size", "n_epochs", "eval_episodes"):
+        with pytest.raises(ValueError, match=f"{option} must be positive, got 0"):
+            run(RLConfig(**{option: 0}, out=str(tmp_path)))
+    with pytest.raises(ValueError, match="lr must be positive, got -0.001"):
+        run(RLConfig(lr=-1e-3, out=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         evaluate_checkpoint(str(tmp_path / "missing.zip"))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
