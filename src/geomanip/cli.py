@@ -6,8 +6,10 @@
     geomanip motion [options]           # train + evaluate a trajectory model (geomanip motion -h)
     geomanip body [options]             # ArtEq body fitting: train, evaluate, or fit a scan (--action)
 
-``python train.py [options]``, without a command, trains as ``train`` does. A run refuses an --out folder that
-already holds one: --resume continues it (options not given are the saved run's), --overwrite replaces it.
+``python train.py [options]``, without a command, trains as ``train`` does. The training defaults shown by
+``-h`` are the shared ones; each task's settings file (``geomanip/policies/settings/<task>.toml``) replaces some
+for that task, and options given on the command line replace both. A run refuses an --out folder that already
+holds one: --resume continues it (options not given are the saved run's), --overwrite replaces it.
 Motion runs scale over processes with torchrun: ``torchrun --nproc_per_node 2 train.py motion ...``.
 """
 
@@ -106,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_dataclass_args(parser, RLConfig, "rl.")
     sub = parser.add_subparsers(dest="command")
-    train = sub.add_parser("train", help="train a policy with PPO (the default command)")
+    train = sub.add_parser(
+        "train",
+        help="train a policy with PPO (the default command)",
+        description="Train a policy. The defaults below are the shared ones; the task's settings file "
+        "(geomanip/policies/settings/<task>.toml) replaces some for that task, and options given here replace both.",
+    )
     add_dataclass_args(train, RLConfig, "rl.")
     motion = sub.add_parser("motion", help="train and evaluate a trajectory model")
     add_dataclass_args(motion, MotionConfig, "motion.")

@@ -461,3 +461,10 @@ def test_training_options_given_on_resume_reach_the_resumed_model(tmp_path, algo
     # Options not given again keep the saved run's values.
     kept, _ = build_or_resume_model(configure(out=str(out), resume=True), out, torch.device("cpu"))
     assert (kept.batch_size, kept.n_epochs, kept.gamma) == (64, 1, 0.99)
+
+
+def test_train_help_says_that_task_settings_replace_the_defaults_it_shows(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "-h"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the task's settings file (geomanip/policies/settings/<task>.toml) replaces some for that task" in out
