@@ -187,6 +187,7 @@ class HEPiNetwork(nn.Module):
         self._build_dense_graph()
         self._constants: dict[tuple[torch.device, torch.dtype], _Constants] = {}
         self._weight_cache: tuple[tuple, dict] | None = None
+        self._parameter_list: tuple[nn.Parameter, ...] | None = None
 
     def _build_dense_graph(self) -> None:
         """The node sets and edge sets the network computes on (EMPN: one node set, types stacked in order)."""
@@ -216,7 +217,8 @@ class HEPiNetwork(nn.Module):
         self._num_positions = n
 
     def _apply(self, fn, recurse=True):
-        self._constants, self._weight_cache = {}, None  # rebuilt on the new device or dtype on the next call
+        # Rebuilt on the new device or dtype on the next call.
+        self._constants, self._weight_cache, self._parameter_list = {}, None, None
         return super()._apply(fn, recurse)
 
     def _constants_for(self, device: torch.device, dtype: torch.dtype) -> _Constants:
@@ -274,18 +276,22 @@ class HEPiNetwork(nn.Module):
         parameter changes: in-place writes (``load_state_dict``, most optimizers) bump the parameters' version
         counters and moving the module replaces them. Writes that bypass the counters (a fused optimizer's
         step, writes through ``.data``) must be followed by :meth:`clear_cache`, as
-        :class:`~geomanip.policies.sb3.GraphActorCriticPolicy` does after each of its optimizer's steps.
+        :class:`~geomanip.policies.sb3.GraphActorCriticPolicy` does after each of its optimizer's steps, and so
+        must replacing a parameter by another object.
         """
         if torch.is_grad_enabled():
             return self._derive_weights(k)
-        key = (k.grid.device, k.grid.dtype, *((p.data_ptr(), p._version) for p in self.parameters()))
+        if self._parameter_list is None:
+            # Listed once: ``self.parameters()`` walks the module tree, a cost each rollout step would pay again.
+            self._parameter_list = tuple(self.parameters())
+        key = (k.grid.device, k.grid.dtype, *((p.data_ptr(), p._version) for p in self._parameter_list))
         if self._weight_cache is None or self._weight_cache[0] != key:
             self._weight_cache = (key, self._derive_weights(k))
         return self._weight_cache[1]
 
     def clear_cache(self) -> None:
         """Forget the cached parameter-derived tensors (see :meth:`_weights`); the next call recomputes them."""
-        self._weight_cache = None
+        self._weight_cache, self._parameter_list = None, None
 
     def _derive_weights(self, k: _Constants) -> dict:
         O, C = k.grid.size(0), self.hidden

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3 import PPO
+from torch import nn
 
 from geomanip import envs  # noqa: F401  (registers the environments)
 from geomanip.kernels import lift_vectors, orientation_invariants, readout_scalars, readout_vectors
@@ -309,6 +310,13 @@ def test_cached_weights_follow_parameter_updates():
     assert (after - before).abs().max() > 1e-6
     assert_close(after, net.forward_actor(obs), rtol=1e-12)  # with gradients: recomputed from the parameters
     assert_close(after, _reference_hepi(net, obs)[0], rtol=1e-12)
+    # The cache lists the parameters once: a parameter replaced by another object is seen after clear_cache.
+    net.head_vector.weight = nn.Parameter(net.head_vector.weight.detach() * 2)
+    net.clear_cache()
+    with torch.no_grad():
+        replaced = net.forward_actor(obs)
+    assert (replaced - after).abs().max() > 1e-6
+    assert_close(replaced, net.forward_actor(obs), rtol=1e-12)
 
 
 def test_edge_features_are_differentiable_in_the_positions():
