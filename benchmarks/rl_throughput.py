@@ -200,7 +200,7 @@ def main() -> None:
         critic_part = f"critic {cfg.critic or 'default'}, " if cfg.policy != "mlp" else ""
         print(
             f"  {p}: {critic_part}{cfg.n_envs} envs x {cfg.n_steps} steps, minibatch {cfg.batch_size}, "
-            f"{cfg.n_epochs} epochs"
+            f"{cfg.n_epochs} epochs, learning rate {cfg.lr:g}"
         )
     w = max(14, *map(len, policies))
     header = f"{'policy':<{w}} | {'steps/s':>8} | {'total s':>8} | {'rollout s':>9} | {'update s':>8} | {'eval s':>7}"

@@ -162,14 +162,22 @@ def test_imitation_benchmark_quick_run_prints_its_table():
 
 
 def test_throughput_benchmark_runs_each_policy_with_its_task_settings_and_own_options():
-    cmd = [sys.executable, "-m", "benchmarks.rl_throughput", "--quick", "--policies", "hepi,hepi:same/n_epochs=2,mlp"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.rl_throughput",
+        "--quick",
+        "--policies",
+        "hepi,hepi:same/n_epochs=2/lr=1e-3,mlp",
+    ]
     result = subprocess.run(cmd + ["--settings"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     # Insertion's settings file gives HEPi one network for actor and critic; a critic or option in the spec overrides.
-    assert "  hepi: critic shared, 2 envs x 64 steps, minibatch 64, 4 epochs" in result.stdout
-    assert "  hepi:same/n_epochs=2: critic same, 2 envs x 64 steps, minibatch 64, 2 epochs" in result.stdout
+    assert "  hepi: critic shared, 2 envs x 64 steps, minibatch 64, 4 epochs, learning rate 0.0003" in result.stdout
+    own = "  hepi:same/n_epochs=2/lr=1e-3: critic same, 2 envs x 64 steps, minibatch 64, 2 epochs, learning rate 0.001"
+    assert own in result.stdout
     rows = [[c.strip() for c in line.split("|")] for line in result.stdout.splitlines() if line.count("|") == 5]
-    assert [row[0] for row in rows[1:]] == ["hepi", "hepi:same/n_epochs=2", "mlp"]
+    assert [row[0] for row in rows[1:]] == ["hepi", "hepi:same/n_epochs=2/lr=1e-3", "mlp"]
     assert all(float(row[1]) > 0 for row in rows[1:])
     assert "hepi/mlp steps/s: " in result.stdout
     for spec, message in [
